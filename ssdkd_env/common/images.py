@@ -1,0 +1,54 @@
+"""Vectorised image helpers: normalisation, augmentation and batched evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float32 normalised with per-channel mean and std."""
+    x = images.float().div_(255.0)
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image by up to ``max_shift`` pixels in x and y (zero padding), in one gather."""
+    if max_shift <= 0:
+        return x
+    b, c, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4)
+    span = 2 * max_shift + 1
+    oy = torch.randint(span, (b,), generator=generator).to(x.device)
+    ox = torch.randint(span, (b,), generator=generator).to(x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [B, H, 1]
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [B, 1, W]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip a random half of the images horizontally."""
+    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in eval mode, batched; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    model.train(was_training)
+    return out
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of ``model`` on normalised images ``x`` as a fraction."""
+    pred = predict_logits(model, x, batch_size).argmax(1)
+    return float((pred == labels.to(pred.device)).float().mean())

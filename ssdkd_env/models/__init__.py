@@ -1,0 +1,29 @@
+"""Model registry (classifiers by name) and the data-free generator.
+
+Importing this package registers every architecture family.
+"""
+
+from ssdkd_env.models import cnn, lenet, mobilenetv2, resnet, vgg, wrn  # noqa: F401  (registration)
+from ssdkd_env.models.base import Classifier
+from ssdkd_env.models.generator import Generator
+from ssdkd_env.models.registry import (
+    ModelEntry,
+    build_model,
+    count_parameters,
+    get_model_entry,
+    is_compatible,
+    list_models,
+    register_model,
+)
+
+__all__ = [
+    "Classifier",
+    "Generator",
+    "ModelEntry",
+    "build_model",
+    "count_parameters",
+    "get_model_entry",
+    "is_compatible",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,96 @@
+"""Name -> architecture registry for classifiers (teachers and students)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from torch import nn
+
+from ssdkd_env.errors import unknown_name
+
+Builder = Callable[[int, int], nn.Module]
+"""Signature of a model builder: ``(num_classes, in_channels) -> classifier``."""
+
+_B = TypeVar("_B", bound=Builder)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered architecture and the input sizes it accepts."""
+
+    name: str
+    builder: Builder
+    min_input_size: int
+    fixed_input_size: int | None
+    description: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    min_input_size: int = 8,
+    fixed_input_size: int | None = None,
+    description: str = "",
+) -> Callable[[_B], _B]:
+    """Decorator registering ``builder(num_classes, in_channels)`` under ``name``.
+
+    ``min_input_size`` is the smallest square side the model runs on; ``fixed_input_size``
+    (if set) is the only side it accepts and then also becomes ``min_input_size``.
+    Registering a name twice raises ``ValueError``.
+    """
+
+    def decorator(builder: _B) -> _B:
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' is already registered")
+        _REGISTRY[name] = ModelEntry(
+            name=name,
+            builder=builder,
+            min_input_size=fixed_input_size if fixed_input_size is not None else min_input_size,
+            fixed_input_size=fixed_input_size,
+            description=description,
+        )
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Sorted names of all registered architectures."""
+    return sorted(_REGISTRY)
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """Registry entry for ``name``; raises ``UserError`` listing valid names if unknown."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_name("architecture", name, list_models()) from None
+
+
+def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    """Instantiate a freshly initialised classifier by registry name."""
+    return get_model_entry(name).builder(num_classes, in_channels)
+
+
+def is_compatible(name: str, input_shape: tuple[int, int, int]) -> bool:
+    """Whether model ``name`` runs on inputs of shape ``(C, H, W)``.
+
+    Any channel count works since ``in_channels`` is a build argument; only H and W matter.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
+    entry = get_model_entry(name)
+    _, height, width = input_shape
+    if entry.fixed_input_size is not None:
+        return height == width == entry.fixed_input_size
+    return min(height, width) >= entry.min_input_size
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Total number of parameters (trainable or not) in ``model``."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,14 @@
+"""Classification tasks: name, shape, normalisation, default models and real-data loaders."""
+
+from ssdkd_env.tasks.data import LabeledImages
+from ssdkd_env.tasks.registry import TASKS, TaskSpec, TeacherRecipe, get_task, list_tasks, register_task
+
+__all__ = [
+    "TASKS",
+    "LabeledImages",
+    "TaskSpec",
+    "TeacherRecipe",
+    "get_task",
+    "list_tasks",
+    "register_task",
+]

@@ -1,0 +1,174 @@
+"""The task registry: what a task is and how to get its real data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ssdkd_env.errors import unknown_name
+from ssdkd_env.tasks.data import LabeledImages, load_digits_split, load_torchvision_split
+
+Loader = Callable[[str | Path | None, bool, bool], LabeledImages]
+"""(data_root, train, download) -> images and labels at the task's input size."""
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    """Default supervised training recipe for a task's teacher."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    optimizer: str = "sgd"  # "sgd" (momentum 0.9, nesterov) or "adam"
+    max_shift: int = 0  # random translation in pixels (data augmentation)
+    hflip: bool = False  # random horizontal flips (natural images only)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything later code needs to know about a classification task."""
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    teacher_arch: str
+    student_arch: str
+    loader: Loader = field(repr=False)
+    recipe: TeacherRecipe
+    needs_data_root: bool  # False when the data ships with a package
+    description: str
+
+    def load(self, data_root: str | Path | None, train: bool, download: bool = False) -> LabeledImages:
+        """Load the train (``train=True``) or test split into memory."""
+        return self.loader(data_root, train, download)
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a task to the registry (names are unique)."""
+    if spec.name in TASKS:
+        raise ValueError(f"task '{spec.name}' is already registered")
+    TASKS[spec.name] = spec
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    """Look a task up by name; unknown names give a one-line error listing the valid ones."""
+    if name not in TASKS:
+        raise unknown_name("task", name, TASKS)
+    return TASKS[name]
+
+
+def list_tasks() -> list[str]:
+    """Names of all registered tasks."""
+    return sorted(TASKS)
+
+
+def _digits_loader(data_root: str | Path | None, train: bool, download: bool) -> LabeledImages:
+    return load_digits_split(train)
+
+
+def _torchvision_loader(task: str, size: int) -> Loader:
+    def load(data_root: str | Path | None, train: bool, download: bool) -> LabeledImages:
+        return load_torchvision_split(task, data_root, train, download, size)
+
+    return load
+
+
+register_task(
+    TaskSpec(
+        name="digits",
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        mean=(0.3055,),
+        std=(0.3760,),
+        teacher_arch="cnn",
+        student_arch="cnn_half",
+        loader=_digits_loader,
+        recipe=TeacherRecipe(epochs=60, batch_size=64, lr=0.05, weight_decay=5e-4, max_shift=1),
+        needs_data_root=False,
+        description="scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download)",
+    )
+)
+register_task(
+    TaskSpec(
+        name="mnist",
+        num_classes=10,
+        input_shape=(1, 32, 32),
+        mean=(0.1307,),
+        std=(0.3081,),
+        teacher_arch="lenet5",
+        student_arch="lenet5_half",
+        loader=_torchvision_loader("mnist", 32),
+        recipe=TeacherRecipe(epochs=20, batch_size=128, lr=0.05, weight_decay=5e-4, max_shift=2),
+        needs_data_root=True,
+        description="MNIST resized to 32x32 (torchvision layout)",
+    )
+)
+register_task(
+    TaskSpec(
+        name="fashion-mnist",
+        num_classes=10,
+        input_shape=(1, 32, 32),
+        mean=(0.2860,),
+        std=(0.3530,),
+        teacher_arch="lenet5",
+        student_arch="lenet5_half",
+        loader=_torchvision_loader("fashion-mnist", 32),
+        recipe=TeacherRecipe(epochs=30, batch_size=128, lr=0.05, weight_decay=5e-4, max_shift=2),
+        needs_data_root=True,
+        description="Fashion-MNIST resized to 32x32 (torchvision layout)",
+    )
+)
+_NATURAL_RECIPE = TeacherRecipe(epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True)
+register_task(
+    TaskSpec(
+        name="svhn",
+        num_classes=10,
+        input_shape=(3, 32, 32),
+        mean=(0.4377, 0.4438, 0.4728),
+        std=(0.1980, 0.2010, 0.1970),
+        teacher_arch="wrn40_2",
+        student_arch="wrn16_1",
+        loader=_torchvision_loader("svhn", 32),
+        recipe=TeacherRecipe(epochs=40, batch_size=128, lr=0.05, weight_decay=5e-4, max_shift=2),
+        needs_data_root=True,
+        description="Street View House Numbers, 32x32 RGB (torchvision .mat files)",
+    )
+)
+register_task(
+    TaskSpec(
+        name="cifar10",
+        num_classes=10,
+        input_shape=(3, 32, 32),
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        teacher_arch="resnet34",
+        student_arch="resnet18",
+        loader=_torchvision_loader("cifar10", 32),
+        recipe=_NATURAL_RECIPE,
+        needs_data_root=True,
+        description="CIFAR-10, 32x32 RGB (torchvision python batches)",
+    )
+)
+register_task(
+    TaskSpec(
+        name="cifar100",
+        num_classes=100,
+        input_shape=(3, 32, 32),
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        teacher_arch="resnet34",
+        student_arch="resnet18",
+        loader=_torchvision_loader("cifar100", 32),
+        recipe=_NATURAL_RECIPE,
+        needs_data_root=True,
+        description="CIFAR-100, 32x32 RGB (torchvision python batches)",
+    )
+)
