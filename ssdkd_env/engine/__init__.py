@@ -1,0 +1,15 @@
+"""The distillation engine: configuration, method presets and the round loop."""
+
+from ssdkd_env.engine.config import METHODS, TASK_DEFAULTS, EngineConfig, RoundAction, make_config, replace_nested
+from ssdkd_env.engine.engine import DistillationEngine, RoundMetrics
+
+__all__ = [
+    "METHODS",
+    "TASK_DEFAULTS",
+    "DistillationEngine",
+    "EngineConfig",
+    "RoundAction",
+    "RoundMetrics",
+    "make_config",
+    "replace_nested",
+]

@@ -1,0 +1,161 @@
+"""A complete distillation run with its outputs: the loop behind ``train/distill.py``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ssdkd_env.checkpoint import ModelCard, card_for, save_model
+from ssdkd_env.common.io import save_torch, write_json
+from ssdkd_env.engine.config import EngineConfig
+from ssdkd_env.engine.engine import DistillationEngine
+from ssdkd_env.errors import UserError
+from ssdkd_env.reporting import RunLog, peak_memory_mb, save_curves, save_sample_grid
+from ssdkd_env.tasks import LabeledImages, TaskSpec
+
+ACCURACY_MILESTONES = (0.90, 0.95, 0.97, 0.98)
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class RunSpec:
+    """Inputs of one run besides its configuration."""
+
+    task: TaskSpec
+    teacher: torch.nn.Module
+    teacher_card: ModelCard
+    device: torch.device
+    seed: int
+    out_dir: Path
+    test_set: LabeledImages | None = None
+    resume: bool = False
+    checkpoint_every: int = 10
+    progress: bool = True
+
+
+def load_resume_state(out_dir: Path) -> dict[str, Any]:
+    """The checkpoint a run left in ``out_dir``."""
+    path = out_dir / STATE_FILE
+    if not path.is_file():
+        raise UserError(f"--resume: no checkpoint {path}; start the run without --resume")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # any unreadable file is the same problem for the user
+        raise UserError(f"--resume: {path} is unreadable ({type(exc).__name__}); delete it to start afresh") from None
+
+
+def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
+    """Run every round of ``config``, writing metrics, figures, checkpoints and ``summary.json``."""
+    out = spec.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    engine = DistillationEngine(config, spec.task, spec.teacher, spec.device, spec.seed, spec.test_set)
+    elapsed_before = 0.0
+    log = RunLog(out, "distill", resume=spec.resume)
+    if spec.resume:
+        state = load_resume_state(out)
+        engine.load_state_dict(state["engine"])
+        elapsed_before = float(state["wall_time_s"])
+        log.truncate(engine.round)
+    write_json(out / "config.json", {"seed": spec.seed, **config.to_dict()})
+    start = time.perf_counter()
+    bar = tqdm(
+        total=config.rounds,
+        initial=engine.round,
+        desc=f"{config.method} {spec.task.name}",
+        unit="round",
+        disable=not spec.progress,
+    )
+    while not engine.done:
+        metrics = engine.run_round()
+        wall = elapsed_before + time.perf_counter() - start
+        log.append({**metrics.as_dict(), "wall_time_s": round(wall, 3)})
+        postfix = {"probe": f"{metrics.probe_agreement:.3f}"}
+        if metrics.test_acc is not None:
+            postfix["acc"] = f"{metrics.test_acc:.4f}"
+        bar.set_postfix(postfix)
+        bar.update(1)
+        if engine.done or engine.round % max(1, spec.checkpoint_every) == 0:
+            save_torch(out / STATE_FILE, {"engine": engine.state_dict(), "wall_time_s": wall})
+    bar.close()
+    wall_time = elapsed_before + time.perf_counter() - start
+    log.close()
+
+    student_acc = engine.test_accuracy()
+    save_model(
+        out / "student.pt", engine.student, card_for(spec.task, engine_arch(config, spec.task), "student", student_acc)
+    )
+    _figures(engine, log, out, spec.task)
+    summary = {
+        "method": config.method,
+        "task": spec.task.name,
+        "teacher_arch": spec.teacher_card.arch,
+        "student_arch": engine_arch(config, spec.task),
+        "teacher_acc": spec.teacher_card.test_acc,
+        "student_acc": student_acc,
+        "best_student_acc": max(log.column("test_acc")[1], default=None),
+        "probe_agreement": log.rows[-1]["probe_agreement"],
+        "probe_kl": log.rows[-1]["probe_kl"],
+        "synthetic_samples": engine.synthetic_samples,
+        "buffer_size": engine.buffer.capacity,
+        "buffer_filled": engine.buffer.size,
+        "rounds": engine.round,
+        "kd_steps": engine.distiller.steps,
+        "wall_time_s": round(wall_time, 2),
+        "time_to_accuracy": _milestones(log),
+        **peak_memory_mb(spec.device),
+        "buffer_memory_mb": round(
+            (
+                engine.buffer.images.numel() * engine.buffer.images.element_size()
+                + engine.buffer.teacher_logits.numel() * 4
+            )
+            / 2**20,
+            2,
+        ),
+        "seed": spec.seed,
+        "device": str(spec.device),
+        "config": config.to_dict(),
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def engine_arch(config: EngineConfig, task: TaskSpec) -> str:
+    return config.student_arch or task.student_arch
+
+
+def _milestones(log: RunLog) -> dict[str, dict[str, float] | None]:
+    """First wall time, round and sample count at which the real accuracy reached each milestone."""
+    out: dict[str, dict[str, float] | None] = {}
+    for level in ACCURACY_MILESTONES:
+        hit = next((r for r in log.rows if r.get("test_acc") not in (None, "") and float(r["test_acc"]) >= level), None)
+        out[f"{level:.2f}"] = (
+            None
+            if hit is None
+            else {
+                "wall_time_s": hit["wall_time_s"],
+                "round": hit["round"],
+                "synthetic_samples": hit["synthetic_samples"],
+            }
+        )
+    return out
+
+
+def _figures(engine: DistillationEngine, log: RunLog, out: Path, task: TaskSpec) -> None:
+    buf = engine.buffer
+    save_sample_grid(
+        out / "buffer_samples.png",
+        buf.images[: buf.size],
+        buf.predicted_classes(),
+        task.num_classes,
+        task.mean,
+        task.std,
+    )
+    series = {"probe agreement": log.column("probe_agreement")}
+    if any(r.get("test_acc") not in (None, "") for r in log.rows):
+        series["student test accuracy"] = log.column("test_acc")
+    save_curves(out / "curves.png", series, "round", f"{engine.config.method} on {task.name}")

@@ -1,0 +1,73 @@
+"""PNG figures: sample grids and per-round curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import save_image  # noqa: E402
+
+
+def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Undo per-channel normalisation and clamp to [0, 1]."""
+    m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return (images * s + m).clamp(0, 1)
+
+
+def class_sorted_grid(
+    images: torch.Tensor, classes: torch.Tensor, num_classes: int, per_class: int = 10
+) -> tuple[torch.Tensor, int]:
+    """Up to ``per_class`` images of each class, one row per class (blank where a class is short)."""
+    rows = min(num_classes, 20)
+    grid = torch.zeros((rows * per_class, *images.shape[1:]), device=images.device)
+    order = torch.argsort(classes, stable=True)
+    sorted_classes = classes[order]
+    counts = torch.bincount(classes, minlength=num_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(order), device=images.device) - starts[sorted_classes]
+    keep = (rank < per_class) & (sorted_classes < rows)
+    grid[sorted_classes[keep] * per_class + rank[keep]] = images[order[keep]]
+    return grid, per_class
+
+
+def save_sample_grid(
+    path: Path,
+    images: torch.Tensor,
+    classes: torch.Tensor,
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    per_class: int = 10,
+) -> None:
+    """Write a PNG of samples, one row per (teacher-predicted) class."""
+    grid, nrow = class_sorted_grid(images, classes, num_classes, per_class)
+    upscale = max(1, 32 // images.shape[-1])
+    pixels = denormalize(grid, mean, std).cpu()
+    if upscale > 1:
+        pixels = torch.nn.functional.interpolate(pixels, scale_factor=upscale, mode="nearest")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(pixels, str(path), nrow=nrow, padding=2, pad_value=1.0)
+
+
+def save_curves(
+    path: Path, series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, title: str
+) -> None:
+    """Line plot of named (x, y) series."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, label=name, marker="." if len(xs) < 40 else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,148 @@
+"""Fast-style generator inversion with SSD-KD's modulating function.
+
+Each round a copy of the meta-generator and fresh latents are optimised for a few steps
+against the teacher (BN statistics, class targets, teacher–student disagreement); the
+meta-generator then takes a first-order (Reptile) meta step towards the optimised copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ssdkd_env.models import Generator
+from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
+from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
+
+
+@dataclass
+class SynthesisConfig:
+    """Generator, latent and loss settings of the inversion."""
+
+    nz: int = 256
+    ngf: int = 64
+    g_steps: int = 2  # inner optimisation steps per round (Fast2: 2, Fast5: 5)
+    lr_g: float = 5e-3  # generator copy learning rate (Adam, betas 0.5/0.999)
+    lr_z: float = 1.5e-2  # latent learning rate
+    meta_lr: float = 1e-2  # Reptile step of the meta-generator
+    bn_weight: float = 10.0
+    oh_weight: float = 0.5
+    adv_weight: float = 1.0
+    bn_momentum: float = 0.9  # mixing of batch BN statistics with earlier rounds'
+    warmup_rounds: int = 5  # rounds without the adversarial term
+
+
+@dataclass
+class SynthesisResult:
+    """What one round of inversion produced (all detached)."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    teacher_logits: torch.Tensor
+    losses: dict[str, float]
+
+
+def per_sample_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """KL(p_T || p_S) per sample at ``temperature``."""
+    log_p_s = F.log_softmax(student_logits / temperature, dim=1)
+    log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1)
+
+
+class Synthesizer:
+    """Inverts the teacher into batches of synthetic images, one batch per round."""
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        img_shape: tuple[int, int, int],
+        num_classes: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        config: SynthesisConfig,
+        device: torch.device,
+        rng: torch.Generator,
+    ) -> None:
+        self.teacher, self.student = teacher, student
+        self.num_classes = num_classes
+        self.config = config
+        self.device = device
+        self.rng = rng
+        self.meta = Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std).to(device)
+        self.fast = copy.deepcopy(self.meta)
+        self.meta_optimizer = torch.optim.Adam(self.meta.parameters(), lr=config.meta_lr, betas=(0.5, 0.999))
+        self.bn_loss = BNStatsLoss(teacher, config.bn_momentum)
+
+    def synthesize(
+        self, n: int, class_counts: torch.Tensor, round_index: int, diversity: float, difficulty_gamma: float
+    ) -> SynthesisResult:
+        """Run one round of inversion for ``n`` new samples.
+
+        ``class_counts`` is the buffer's teacher-predicted class histogram (phi's diversity
+        part draws targets against it with ``diversity`` strength); ``difficulty_gamma`` is the
+        focal exponent of phi's difficulty part.
+        """
+        cfg = self.config
+        targets = draw_targets(diversity_class_probs(class_counts, diversity), n, self.rng)
+        z = torch.randn(n, cfg.nz, generator=self.rng).to(self.device).requires_grad_(True)
+        self.fast.load_state_dict(self.meta.state_dict())
+        self.fast.train()
+        optimizer = torch.optim.Adam(
+            [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}], lr=cfg.lr_g, betas=(0.5, 0.999)
+        )
+        use_adv = cfg.adv_weight > 0 and round_index >= cfg.warmup_rounds
+        student_mode = self.student.training
+        self.student.eval()
+        self.student.requires_grad_(False)
+        try:
+            for _ in range(cfg.g_steps):
+                images = self.fast(z)
+                t_logits = self.teacher(images)
+                loss_bn = self.bn_loss.value()
+                loss_oh = focal_cross_entropy(t_logits, targets, difficulty_gamma)
+                loss_adv = torch.zeros((), device=self.device)
+                if use_adv:
+                    s_logits = self.student(images)
+                    agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()
+                    loss_adv = -(per_sample_kl(t_logits, s_logits) * agree).mean()
+                loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_oh + cfg.adv_weight * loss_adv
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        finally:
+            self.student.requires_grad_(True)
+            self.student.train(student_mode)
+        self.bn_loss.commit()
+        self._meta_step()
+        return SynthesisResult(
+            images=images.detach(),
+            targets=targets,
+            teacher_logits=t_logits.detach(),
+            losses={"bn": float(loss_bn.detach()), "oh": float(loss_oh.detach()), "adv": float(loss_adv.detach())},
+        )
+
+    def _meta_step(self) -> None:
+        """First-order meta update: move the meta-generator towards the optimised copy."""
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        for meta_p, fast_p in zip(self.meta.parameters(), self.fast.parameters(), strict=True):
+            meta_p.grad = meta_p.detach() - fast_p.detach()
+        self.meta_optimizer.step()
+
+    def state_dict(self) -> dict:
+        """Generator, meta-optimiser and BN-momentum state for checkpoints."""
+        return {
+            "meta": self.meta.state_dict(),
+            "meta_optimizer": self.meta_optimizer.state_dict(),
+            "bn_buffers": [(h.mean_buffer, h.var_buffer) for h in self.bn_loss.hooks],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.meta.load_state_dict(state["meta"])
+        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        for hook, (mean, var) in zip(self.bn_loss.hooks, state["bn_buffers"], strict=True):
+            hook.mean_buffer, hook.var_buffer = mean, var

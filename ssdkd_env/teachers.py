@@ -1,0 +1,59 @@
+"""Finding a run's teacher: an explicit checkpoint, the cache, or a freshly trained one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ssdkd_env.checkpoint import ModelCard, load_model
+from ssdkd_env.common.io import default_teacher_dir
+from ssdkd_env.errors import UserError
+from ssdkd_env.supervised import TeacherRun, train_teacher
+from ssdkd_env.tasks import LabeledImages, TaskSpec
+
+
+def no_teacher_error(task: TaskSpec) -> UserError:
+    """The one-line error for a task with neither a teacher nor data to train one."""
+    return UserError(
+        f"no teacher for task '{task.name}' and no data to train one: pass --teacher PATH, or point "
+        f"--data-root at the {task.name} data (or add --download), or first run "
+        f"python train/train_teacher.py --task {task.name} --data-root DIR"
+    )
+
+
+def obtain_teacher(
+    task: TaskSpec,
+    teacher_path: str | Path | None,
+    data_root: str | Path | None,
+    download: bool,
+    device: torch.device,
+    progress: bool = True,
+) -> tuple[nn.Module, ModelCard]:
+    """Load ``teacher_path``; else the cached teacher of the task's default architecture,
+    training it first when the task's data can be had."""
+    if teacher_path is not None:
+        return load_model(teacher_path, task=task.name, role="teacher", device=device)
+    cached = default_teacher_dir(task.name, task.teacher_arch) / "teacher.pt"
+    if not cached.is_file():
+        if task.needs_data_root and data_root is None and not download:
+            raise no_teacher_error(task)
+        try:
+            task.load(data_root, train=True, download=download)
+        except UserError:
+            raise no_teacher_error(task) from None
+        train_teacher(
+            TeacherRun(task, task.teacher_arch, cached.parent, data_root, download, device=device, progress=progress)
+        )
+    return load_model(cached, task=task.name, arch=task.teacher_arch, role="teacher", device=device)
+
+
+def test_split_if_available(task: TaskSpec, data_root: str | Path | None, download: bool) -> LabeledImages | None:
+    """The task's real test split, or None when its data is not on this machine."""
+    if task.needs_data_root and data_root is None and not download:
+        return None
+    try:
+        return task.load(data_root, train=False, download=download)
+    except UserError:
+        return None

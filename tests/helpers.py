@@ -1,0 +1,47 @@
+"""Tiny configurations and teachers shared by the engine, environment and agent tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ssdkd_env.checkpoint import card_for, save_model
+from ssdkd_env.engine import EngineConfig, make_config
+from ssdkd_env.models import build_model
+from ssdkd_env.tasks import get_task
+
+TINY = {
+    "rounds": 3,
+    "kd_steps": 3,
+    "buffer_size": 64,
+    "probe_size": 16,
+    "action.synth_budget": 32,
+    "distiller.batch_size": 16,
+    "synthesis.nz": 16,
+    "synthesis.ngf": 8,
+    "synthesis.warmup_rounds": 1,
+}
+
+
+def tiny_config(method: str = "ssdkd", **overrides: object) -> EngineConfig:
+    """A digits run that takes a fraction of a second."""
+    return make_config("digits", method, **{**TINY, **overrides})
+
+
+def random_teacher(arch: str = "cnn_half", seed: int = 0) -> torch.nn.Module:
+    """An untrained digits classifier with BatchNorm: enough to exercise every code path."""
+    torch.manual_seed(seed)
+    task = get_task("digits")
+    model = build_model(arch, task.num_classes, task.input_shape[0])
+    model.train()
+    with torch.no_grad():  # give the BN layers non-trivial running statistics
+        for _ in range(3):
+            model(torch.randn(64, *task.input_shape))
+    return model.eval()
+
+
+def saved_random_teacher(path: Path, arch: str = "cnn_half") -> Path:
+    task = get_task("digits")
+    save_model(path, random_teacher(arch), card_for(task, arch, "teacher", 0.5))
+    return path

@@ -1,0 +1,120 @@
+"""train/distill.py end to end: outputs, --resume after SIGKILL, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers import TINY, saved_random_teacher
+from test_train_teacher import assert_one_line_error
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "train" / "distill.py"
+
+
+def tiny_config_file(path: Path, **extra: object) -> Path:
+    data: dict = {}
+    for key, value in {**TINY, **extra}.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    path.write_text(json.dumps(data))
+    return path
+
+
+def distill(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--no-progress", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_run_writes_every_output(tmp_path: Path) -> None:
+    teacher = saved_random_teacher(tmp_path / "teacher.pt")
+    out = tmp_path / "run"
+    config = tiny_config_file(tmp_path / "tiny.json")
+    result = distill("--task", "digits", "--teacher", str(teacher), "--config", str(config), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for key in (
+        "method",
+        "task",
+        "teacher_acc",
+        "student_acc",
+        "probe_agreement",
+        "synthetic_samples",
+        "buffer_size",
+        "wall_time_s",
+        "seed",
+        "config",
+    ):
+        assert key in summary
+    assert summary["synthetic_samples"] == 3 * 32 and summary["buffer_size"] == 64
+    assert summary["config"]["rounds"] == 3 and 0.0 <= summary["student_acc"] <= 1.0
+    with open(out / "metrics.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 3
+    for name in ("buffer_samples.png", "curves.png", "student.pt", "config.json"):
+        assert (out / name).stat().st_size > 0
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path / "metrics.csv") as fh:
+        return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(fh)]
+
+
+def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
+    teacher = saved_random_teacher(tmp_path / "teacher.pt")
+    config = tiny_config_file(tmp_path / "tiny.json", rounds=40, kd_steps=10)
+    common = ["--task", "digits", "--teacher", str(teacher), "--config", str(config), "--checkpoint-every", "1"]
+    reference = tmp_path / "reference"
+    assert distill(*common, "--out", str(reference)).returncode == 0
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, str(SCRIPT), *common, "--out", str(out), "--no-progress", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "state.pt").exists():
+        time.sleep(0.02)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(read_rows(out))
+    assert 0 < done_before < 40, "the kill should land mid-run"
+
+    resumed = distill(*common, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_rows(out) == read_rows(reference)
+    ref_summary = json.loads((reference / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["student_acc"] == ref_summary["student_acc"]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    assert_one_line_error(distill("--method", "magic"), "unknown method 'magic'", "ssdkd")
+    assert_one_line_error(distill("--task", "nope"), "unknown task 'nope'")
+    assert_one_line_error(distill("--task", "cifar10"), "--teacher", "--data-root", "--download", "train_teacher.py")
+    assert_one_line_error(distill("--set", "action.nope=1"), "unknown config key 'action.nope'")
+    assert_one_line_error(distill("--resume", "--out", str(tmp_path / "none")), "--resume")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    assert_one_line_error(distill("--teacher", str(bad)), "not a readable ssdkd_env checkpoint")
+    mnist_teacher = tmp_path / "mnist.pt"
+    from ssdkd_env.checkpoint import card_for, save_model
+    from ssdkd_env.models import build_model
+    from ssdkd_env.tasks import get_task
+
+    save_model(
+        mnist_teacher, build_model("lenet5_half", 10, 1), card_for(get_task("mnist"), "lenet5_half", "teacher", 0.9)
+    )
+    assert_one_line_error(distill("--teacher", str(mnist_teacher)), "for task 'mnist', not 'digits'")

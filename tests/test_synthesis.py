@@ -1,0 +1,96 @@
+"""Inversion losses and the modulating function phi."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ssdkd_env.synthesis import BNStatsLoss, diversity_class_probs, draw_targets, focal_cross_entropy
+
+
+def bn_model() -> tuple[nn.Module, nn.BatchNorm2d]:
+    bn = nn.BatchNorm2d(3)
+    model = nn.Sequential(bn, nn.Flatten(), nn.Linear(3 * 4 * 4, 5)).eval()
+    return model, bn
+
+
+def test_bn_loss_is_zero_when_batch_statistics_equal_running_ones() -> None:
+    model, bn = bn_model()
+    x = torch.randn(16, 3, 4, 4) * 2 + 1
+    bn.running_mean.copy_(x.mean((0, 2, 3)))
+    bn.running_var.copy_(x.var((0, 2, 3), unbiased=False))
+    loss = BNStatsLoss(model)
+    model(x)
+    assert float(loss.value()) < 1e-5
+    model(torch.randn(16, 3, 4, 4))
+    assert float(loss.value()) > 0.5
+
+
+def test_bn_loss_has_gradient_towards_the_running_statistics() -> None:
+    model, bn = bn_model()
+    x = torch.randn(8, 3, 4, 4, requires_grad=True)
+    loss = BNStatsLoss(model)
+    opt = torch.optim.Adam([x], lr=0.05)
+    first = None
+    for _ in range(100):
+        model(x)
+        value = loss.value()
+        first = first if first is not None else float(value.detach())
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    assert float(value.detach()) < 0.2 * first
+
+
+def test_bn_momentum_mixes_earlier_rounds() -> None:
+    model, _ = bn_model()
+    loss = BNStatsLoss(model, momentum=0.9)
+    model(torch.randn(8, 3, 4, 4) + 3)
+    loss.commit()
+    model(torch.randn(8, 3, 4, 4))  # a batch at the running stats; the mixed mean still remembers +3
+    assert float(loss.value()) > 2.0
+
+
+def test_teacher_without_bn_warns_once_and_gives_zero() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss = BNStatsLoss(model)
+    assert len(caught) == 1 and "BatchNorm" in str(caught[0].message)
+    assert not loss.enabled and float(loss.value()) == 0.0
+
+
+def test_diversity_favours_under_represented_classes() -> None:
+    counts = torch.tensor([50, 30, 20, 0])
+    probs = diversity_class_probs(counts, strength=1.0)
+    assert torch.all(probs[1:] > probs[:-1])
+    assert probs.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(diversity_class_probs(counts, 0.0), torch.full((4,), 0.25))
+    assert torch.allclose(diversity_class_probs(torch.zeros(4), 2.0), torch.full((4,), 0.25))
+    stronger = diversity_class_probs(counts, strength=3.0)
+    assert stronger[3] > probs[3]
+
+
+def test_draw_targets_matches_probabilities() -> None:
+    probs = torch.tensor([0.5, 0.25, 0.125, 0.125])
+    targets = draw_targets(probs, 64, torch.Generator().manual_seed(0))
+    assert torch.bincount(targets, minlength=4).tolist() == [32, 16, 8, 8]
+    odd = draw_targets(torch.tensor([0.3, 0.3, 0.4]), 7, torch.Generator().manual_seed(0))
+    counts = torch.bincount(odd, minlength=3)
+    assert counts.sum() == 7 and torch.all((counts - torch.tensor([2.1, 2.1, 2.8])).abs() < 1)
+
+
+def test_focal_weighting() -> None:
+    logits = torch.tensor([[4.0, 0.0], [0.2, 0.0]])
+    targets = torch.tensor([0, 0])
+    assert focal_cross_entropy(logits, targets, 0.0).item() == pytest.approx(F.cross_entropy(logits, targets).item())
+    focal = focal_cross_entropy(logits, targets, 2.0)
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    p = torch.exp(-ce)
+    assert focal.item() == pytest.approx(((1 - p) ** 2 * ce).mean().item())
+    # the confident sample is down-weighted far more than the unsure one
+    assert (1 - p[0]) ** 2 < 0.01 < (1 - p[1]) ** 2
