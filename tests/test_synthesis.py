@@ -55,6 +55,20 @@ def test_bn_momentum_mixes_earlier_rounds() -> None:
     assert float(loss.value()) > 2.0
 
 
+def test_teacher_without_bn_matches_the_normalised_input_statistics() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss = BNStatsLoss(model, input_channels=3)
+    assert len(caught) == 1 and "input" in str(caught[0].message)
+    x = torch.randn(64, 3, 4, 4)
+    x = (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), unbiased=False, keepdim=True)
+    model(x)
+    assert loss.uses_input_prior and float(loss.value()) < 1e-5
+    model(x * 2 + 1)
+    assert float(loss.value()) > 1.0
+
+
 def test_teacher_without_bn_warns_once_and_gives_zero() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     with warnings.catch_warnings(record=True) as caught:

@@ -14,11 +14,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from ssdkd_env.common.cli import run_cli
 from ssdkd_env.common.device import DEVICE_CHOICES, resolve_device
 from ssdkd_env.engine import METHODS, EngineConfig, make_config, replace_nested
+from ssdkd_env.engine.config import parse_override, read_config_file
 from ssdkd_env.engine.run import RunSpec, load_resume_state, run_distillation
 from ssdkd_env.errors import UserError
 from ssdkd_env.tasks import get_task, list_tasks
@@ -56,35 +56,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=10, help="rounds between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p.parse_args(argv)
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"--config file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # yaml and json raise many error types
-        raise UserError(f"--config file {path} is not valid {path.suffix[1:] or 'JSON'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"--config file {path} must hold a mapping of config fields")
-    return data
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise UserError(f"--set expects KEY=VALUE, got '{text}'")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
 
 
 def build_config(args: argparse.Namespace) -> EngineConfig:

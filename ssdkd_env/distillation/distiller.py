@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ssdkd_env.common.images import random_hflip, random_translate
 from ssdkd_env.replay import BufferBatch
 from ssdkd_env.synthesis import per_sample_kl
 
@@ -22,6 +23,12 @@ class DistillerConfig:
     weight_decay: float = 1e-4
     temperature: float = 4.0
     batch_size: int = 128
+    augment_shift: int = 0  # random translation (pixels) of replayed samples; then relabelled by the teacher
+    augment_flip: bool = False  # random horizontal flips of replayed samples (natural images)
+
+    @property
+    def augments(self) -> bool:
+        return self.augment_shift > 0 or self.augment_flip
 
 
 @dataclass
@@ -35,10 +42,26 @@ class StepResult:
 
 
 class Distiller:
-    """SGD with a cosine schedule over the run's total KD steps; bf16 autocast on CUDA."""
+    """SGD with a cosine schedule over the run's total KD steps; bf16 autocast on CUDA.
 
-    def __init__(self, student: nn.Module, config: DistillerConfig, total_steps: int, device: torch.device) -> None:
+    Without augmentation the teacher logits cached in the buffer are the targets (no teacher
+    forward pass); with augmentation the teacher labels each augmented batch afresh.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        config: DistillerConfig,
+        total_steps: int,
+        device: torch.device,
+        teacher: nn.Module | None = None,
+        rng: torch.Generator | None = None,
+    ) -> None:
+        if config.augments and teacher is None:
+            raise ValueError("augmentation needs the teacher to relabel augmented samples")
         self.student = student
+        self.teacher = teacher
+        self.rng = rng
         self.config = config
         self.device = device
         self.optimizer = torch.optim.SGD(
@@ -58,11 +81,19 @@ class Distiller:
     def step(self, batch: BufferBatch) -> StepResult:
         """One importance-weighted KD step; returns per-sample KL as refreshed priorities."""
         self.student.train()
-        temperature = self.config.temperature
+        cfg = self.config
+        temperature = cfg.temperature
+        images, t_logits = batch.images, batch.teacher_logits
+        if cfg.augments and self.teacher is not None:
+            images = random_translate(images, cfg.augment_shift, self.rng)
+            if cfg.augment_flip:
+                images = random_hflip(images, self.rng)
+            with torch.no_grad(), self._autocast():
+                t_logits = self.teacher(images).float()
         with self._autocast():
-            s_logits = self.student(batch.images)
+            s_logits = self.student(images)
         s_logits = s_logits.float()
-        kl = per_sample_kl(batch.teacher_logits, s_logits, temperature)
+        kl = per_sample_kl(t_logits, s_logits, temperature)
         loss = (batch.weights * kl).mean() * temperature**2
         if not torch.isfinite(loss):
             raise FloatingPointError("non-finite distillation loss")
@@ -71,7 +102,7 @@ class Distiller:
         self.optimizer.step()
         self.scheduler.step()
         self.steps += 1
-        agreement = (s_logits.argmax(1) == batch.teacher_logits.argmax(1)).float().mean()
+        agreement = (s_logits.argmax(1) == t_logits.argmax(1)).float().mean()
         return StepResult(kl.detach(), float(loss.detach()), float(kl.mean().detach()), float(agreement))
 
     def state_dict(self) -> dict:

@@ -7,8 +7,10 @@ Per-task defaults live in ``TASK_DEFAULTS`` as data.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ssdkd_env.distillation import DistillerConfig
@@ -91,7 +93,7 @@ def replace_nested(config: EngineConfig, **changes: Any) -> EngineConfig:
 
 # Per-task defaults (dotted keys). Anything not named keeps the dataclass default.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {},
+    "digits": {"rounds": 120, "kd_steps": 40, "action.synth_budget": 128},
     "mnist": {
         "rounds": 120,
         "kd_steps": 40,
@@ -148,3 +150,34 @@ def make_config(task: str, method: str = "ssdkd", **overrides: Any) -> EngineCon
         config = replace_nested(config, **overrides)
     config.action.validate()
     return config
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON or YAML file holding (partial) config fields."""
+    if not path.is_file():
+        raise UserError(f"--config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # yaml and json raise many error types
+        raise UserError(f"--config file {path} is not valid {path.suffix[1:] or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--config file {path} must hold a mapping of config fields")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE`` (VALUE as JSON when it parses, else a string)."""
+    if "=" not in text:
+        raise UserError(f"--set expects KEY=VALUE, got '{text}'")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value

@@ -75,7 +75,9 @@ class DistillationEngine:
             device,
             self.rng,
         )
-        self.distiller = Distiller(self.student, config.distiller, config.rounds * config.kd_steps, device)
+        self.distiller = Distiller(
+            self.student, config.distiller, config.rounds * config.kd_steps, device, self.teacher, self.rng
+        )
         self.test_x: torch.Tensor | None = None
         self.test_y: torch.Tensor | None = None
         if test_set is not None:

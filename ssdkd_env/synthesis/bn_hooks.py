@@ -1,4 +1,9 @@
-"""BatchNorm-statistics matching: hooks on every BN layer of the teacher (DeepInversion / Fast)."""
+"""Feature-statistics matching: hooks on every BN layer of the teacher (DeepInversion / Fast).
+
+For a teacher without BatchNorm the only statistics known without data are those of the
+normalised input (per-channel mean 0, variance 1, by the task's normalisation): that
+prior replaces the BN term, with a warning.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,31 @@ import torch
 import torch.nn as nn
 
 
-class BNStatsHook:
-    """Records, for one BN layer, the distance between batch and running statistics.
+class StatsMatcher:
+    """Distance between the statistics of observed activations and target (running) statistics.
 
-    The batch statistics are mixed with a momentum buffer of earlier rounds' statistics
-    (``mix = momentum * buffer + (1 - momentum) * batch``) before the comparison, which
-    lets a small batch match the running statistics on average over rounds.
+    Observed batch statistics are mixed with a momentum buffer of earlier rounds' statistics
+    (``mix = momentum * buffer + (1 - momentum) * batch``) before the comparison, which lets a
+    small batch match the targets on average over rounds.
     """
 
-    def __init__(self, module: nn.modules.batchnorm._BatchNorm, momentum: float) -> None:
-        self.module = module
+    def __init__(self, target_mean: torch.Tensor, target_var: torch.Tensor, momentum: float) -> None:
+        self.target_mean, self.target_var = target_mean, target_var
         self.momentum = momentum
         self.loss = torch.zeros(())
         self.batch_mean: torch.Tensor | None = None
         self.batch_var: torch.Tensor | None = None
         self.mean_buffer: torch.Tensor | None = None
         self.var_buffer: torch.Tensor | None = None
-        self.handle = module.register_forward_hook(self._hook)
 
-    def _hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        x = inputs[0]
+    def observe(self, x: torch.Tensor) -> None:
         dims = [0, *range(2, x.dim())]
-        mean = x.mean(dims)
-        var = x.var(dims, unbiased=False)
+        mean, var = x.mean(dims), x.var(dims, unbiased=False)
         self.batch_mean, self.batch_var = mean, var
         if self.mean_buffer is not None and self.var_buffer is not None:
             mean = self.momentum * self.mean_buffer + (1 - self.momentum) * mean
             var = self.momentum * self.var_buffer + (1 - self.momentum) * var
-        bn = self.module
-        self.loss = torch.norm(mean - bn.running_mean, 2) + torch.norm(var - bn.running_var, 2)
+        self.loss = torch.norm(mean - self.target_mean, 2) + torch.norm(var - self.target_var, 2)
 
     def commit(self) -> None:
         """Fold the last batch's statistics into the momentum buffer (once per round)."""
@@ -49,34 +50,52 @@ class BNStatsHook:
             self.mean_buffer = self.momentum * self.mean_buffer + (1 - self.momentum) * mean
             self.var_buffer = self.momentum * self.var_buffer + (1 - self.momentum) * var
 
-    def remove(self) -> None:
-        self.handle.remove()
-
 
 class BNStatsLoss:
-    """Sum of per-layer BN-statistics distances over every BatchNorm layer of a model."""
+    """Sum of statistics distances over every BatchNorm layer of a model (or its input prior)."""
 
-    def __init__(self, model: nn.Module, momentum: float = 0.9) -> None:
+    def __init__(self, model: nn.Module, momentum: float = 0.9, input_channels: int | None = None) -> None:
         layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         layers = [m for m in layers if m.running_mean is not None and m.running_var is not None]
-        self.hooks = [BNStatsHook(m, momentum) for m in layers]
-        if not self.hooks:
-            warnings.warn("the teacher has no BatchNorm layers: the BN-statistics loss is switched off", stacklevel=2)
+        self.matchers: list[StatsMatcher] = []
+        self.handles = []
+        for bn in layers:
+            matcher = StatsMatcher(bn.running_mean, bn.running_var, momentum)
+            self.matchers.append(matcher)
+            self.handles.append(bn.register_forward_hook(lambda _m, inputs, _o, s=matcher: s.observe(inputs[0])))
+        self.uses_input_prior = not layers and input_channels is not None
+        if not layers:
+            fallback = (
+                "matching the normalised input's statistics (mean 0, variance 1) instead"
+                if self.uses_input_prior
+                else "the BN-statistics loss is switched off"
+            )
+            warnings.warn(f"the teacher has no BatchNorm layers: {fallback}", stacklevel=2)
+        if self.uses_input_prior:
+            assert input_channels is not None
+            param = next(model.parameters())
+            matcher = StatsMatcher(
+                torch.zeros(input_channels, device=param.device),
+                torch.ones(input_channels, device=param.device),
+                momentum,
+            )
+            self.matchers.append(matcher)
+            self.handles.append(model.register_forward_pre_hook(lambda _m, inputs, s=matcher: s.observe(inputs[0])))
 
     @property
     def enabled(self) -> bool:
-        return bool(self.hooks)
+        return bool(self.matchers)
 
     def value(self) -> torch.Tensor:
-        """Loss of the most recent forward pass (0 when there are no BN layers)."""
-        if not self.hooks:
+        """Loss of the most recent forward pass (0 when nothing is matched)."""
+        if not self.matchers:
             return torch.zeros(())
-        return torch.stack([h.loss for h in self.hooks]).sum()
+        return torch.stack([m.loss for m in self.matchers]).sum()
 
     def commit(self) -> None:
-        for h in self.hooks:
-            h.commit()
+        for m in self.matchers:
+            m.commit()
 
     def remove(self) -> None:
-        for h in self.hooks:
+        for h in self.handles:
             h.remove()

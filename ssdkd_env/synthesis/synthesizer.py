@@ -76,7 +76,7 @@ class Synthesizer:
         self.meta = Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std).to(device)
         self.fast = copy.deepcopy(self.meta)
         self.meta_optimizer = torch.optim.Adam(self.meta.parameters(), lr=config.meta_lr, betas=(0.5, 0.999))
-        self.bn_loss = BNStatsLoss(teacher, config.bn_momentum)
+        self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0])
 
     def synthesize(
         self, n: int, class_counts: torch.Tensor, round_index: int, diversity: float, difficulty_gamma: float
@@ -138,11 +138,11 @@ class Synthesizer:
         return {
             "meta": self.meta.state_dict(),
             "meta_optimizer": self.meta_optimizer.state_dict(),
-            "bn_buffers": [(h.mean_buffer, h.var_buffer) for h in self.bn_loss.hooks],
+            "bn_buffers": [(m.mean_buffer, m.var_buffer) for m in self.bn_loss.matchers],
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.meta.load_state_dict(state["meta"])
         self.meta_optimizer.load_state_dict(state["meta_optimizer"])
-        for hook, (mean, var) in zip(self.bn_loss.hooks, state["bn_buffers"], strict=True):
-            hook.mean_buffer, hook.var_buffer = mean, var
+        for matcher, (mean, var) in zip(self.bn_loss.matchers, state["bn_buffers"], strict=True):
+            matcher.mean_buffer, matcher.var_buffer = mean, var
