@@ -1,8 +1,10 @@
-"""Shared pytest set-up: keep torch to the machine's two cores and the cache in a temp folder."""
+"""Shared pytest set-up: torch on the machine's two cores, one teacher cache for the session."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(2)
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty teacher cache."""
+@pytest.fixture(autouse=True, scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A teacher cache shared by the whole session (never the user's own ~/.cache)."""
     cache = tmp_path_factory.mktemp("cache")
-    monkeypatch.setenv("SSDKD_ENV_CACHE", str(cache))
-    return cache
+    previous = os.environ.get("SSDKD_ENV_CACHE")
+    os.environ["SSDKD_ENV_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("SSDKD_ENV_CACHE", None)
+    else:
+        os.environ["SSDKD_ENV_CACHE"] = previous

@@ -59,7 +59,8 @@ def test_run_writes_every_output(tmp_path: Path) -> None:
         "config",
     ):
         assert key in summary
-    assert summary["synthetic_samples"] == 3 * 32 and summary["buffer_size"] == 64
+    # 3 rounds of 32, plus the probe: 20 inversion rounds of ceil(16 / 10) = 2 images
+    assert summary["synthetic_samples"] == 3 * 32 + 20 * 2 and summary["buffer_size"] == 64
     assert summary["config"]["rounds"] == 3 and 0.0 <= summary["student_acc"] <= 1.0
     with open(out / "metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 3

@@ -35,10 +35,11 @@ def test_seeded_run_is_reproducible_on_cpu() -> None:
 def test_round_bookkeeping() -> None:
     rows, engine = run_engine(seed=0)
     assert [r["round"] for r in rows] == [1, 2, 3]
-    assert [r["synthetic_samples"] for r in rows] == [32, 64, 96]
+    probe_cost = engine.probe.synthesized
+    assert len(engine.probe) == 16 and probe_cost >= 16
+    assert [r["synthetic_samples"] for r in rows] == [probe_cost + 32, probe_cost + 64, probe_cost + 96]
     assert [r["kd_steps"] for r in rows] == [3, 6, 9]
-    # 10% of each batch (3 of 32) goes to the probe, the rest to the buffer
-    assert engine.probe.size == 9 and engine.buffer.size == 64
+    assert engine.buffer.size == 64
     assert all(0.0 <= r["probe_agreement"] <= 1.0 and r["test_acc"] is not None for r in rows)
     assert rows[0]["loss_adv"] == 0.0 and rows[-1]["loss_adv"] <= 0.0  # adversarial term after warm-up
 
@@ -46,15 +47,14 @@ def test_round_bookkeeping() -> None:
 def test_partial_update_replaces_only_the_fraction() -> None:
     _, engine = run_engine(seed=0, **{"action.replace_fraction": 0.25})
     births = engine.buffer.birth_round[: engine.buffer.size]
-    # 29 samples reach the buffer per round (3 go to the probe): rounds 0 and 1 fill 58 slots;
-    # round 2 fills the 6 free slots and may then overwrite only round(0.25 * 64) = 16 occupied ones
-    assert int((births == 2).sum()) == 6 + 16
-    assert int((births < 2).sum()) == 58 - 16
+    # rounds 0 and 1 fill the 64 slots (32 each); round 2 may overwrite only round(0.25 * 64) = 16
+    assert int((births == 2).sum()) == 16
+    assert int((births < 2).sum()) == 64 - 16
 
 
 def test_grow_only_pool_keeps_everything() -> None:
     _, engine = run_engine(seed=0, method="ssdkd-grow")
-    assert engine.buffer.capacity == 3 * 32 and engine.buffer.size == 3 * 29
+    assert engine.buffer.capacity == 3 * 32 and engine.buffer.size == 3 * 32
 
 
 def test_presets_change_what_they_name() -> None:
@@ -76,6 +76,20 @@ def test_unknown_method_and_key_are_user_errors() -> None:
         make_config("digits", "ssdkd", **{"action.nope": 1})
     with pytest.raises(UserError, match="eviction"):
         make_config("digits", "ssdkd", **{"action.eviction": "random"})
+
+
+def test_probe_is_fixed_balanced_and_never_trained_on() -> None:
+    rows, engine = run_engine(seed=0, probe_size=40, probe_rounds=4)
+    probe = engine.probe
+    assert len(probe) == 40 and probe.synthesized == 4 * 20  # 2 warm-up + 2 kept rounds of ceil(40 / 2)
+    same = DistillationEngine(
+        tiny_config(probe_size=40, probe_rounds=4), get_task("digits"), random_teacher(), torch.device("cpu"), 0
+    )
+    assert torch.equal(same.probe.images, probe.images)
+    # no probe image is in the training buffer
+    flat_probe = probe.images.flatten(1)
+    flat_buffer = engine.buffer.images[: engine.buffer.size].flatten(1)
+    assert torch.cdist(flat_probe, flat_buffer).min() > 1e-4
 
 
 def test_state_dict_resumes_the_same_trajectory() -> None:

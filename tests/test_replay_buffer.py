@@ -144,3 +144,10 @@ def test_state_round_trip() -> None:
     other = ReplayBuffer(3, (1, 2, 2), 4)
     other.load_state_dict(buf.state_dict())
     assert other.size == 3 and torch.equal(other.priorities, buf.priorities) and torch.equal(other.images, buf.images)
+
+
+def test_non_finite_priorities_are_refused() -> None:
+    buf = ReplayBuffer(4, (1, 2, 2), 2)
+    with pytest.raises(FloatingPointError):
+        buf.insert(torch.zeros(2, 1, 2, 2), torch.zeros(2, 2), torch.tensor([1.0, float("nan")]))
+    assert buf.size == 0

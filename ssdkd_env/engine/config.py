@@ -49,8 +49,8 @@ class EngineConfig:
     kd_steps: int = 25  # distillation steps per round
     buffer_size: int = 2000
     grow_only: bool = False  # Fast-like pool: keep every sample, never evict
-    probe_size: int = 500
-    probe_fraction: float = 0.1  # share of each round's new samples held out for the probe
+    probe_size: int = 500  # held-out synthetic samples for the data-free measure (0: none)
+    probe_rounds: int = 20  # inversion rounds that build the probe (the second half is kept)
     eval_every: int = 1  # real test accuracy every N rounds when test data exists (0: last round only)
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     distiller: DistillerConfig = field(default_factory=DistillerConfig)

@@ -6,18 +6,21 @@ and the Gymnasium environment steps it with an agent's actions.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 
 from ssdkd_env.common.images import accuracy, normalize_uint8, predict_logits
-from ssdkd_env.distillation import Distiller, ProbeSet
+from ssdkd_env.distillation import Distiller, ProbeSet, build_probe
 from ssdkd_env.engine.config import EngineConfig, RoundAction
 from ssdkd_env.models import build_model
 from ssdkd_env.replay import ReplayBuffer
 from ssdkd_env.synthesis import Synthesizer, per_sample_kl
 from ssdkd_env.tasks import LabeledImages, TaskSpec
+
+PROBE_SEED_OFFSET = 7919  # the probe's inversion draws from its own stream
 
 
 @dataclass
@@ -53,17 +56,31 @@ class DistillationEngine:
         device: torch.device,
         seed: int,
         test_set: LabeledImages | None = None,
+        probe: ProbeSet | None = None,
     ) -> None:
+        """``probe``: a probe set to share (an environment builds one for all its episodes);
+        by default one is built from ``seed``."""
+        config = copy.deepcopy(config)  # the run owns its configuration
         self.config, self.task, self.device, self.seed = config, task, device, seed
         self.rng = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.teacher = teacher.to(device).eval().requires_grad_(False)
+        if probe is None:
+            probe = build_probe(
+                self.teacher,
+                task,
+                config.probe_size,
+                config.probe_rounds,
+                config.synthesis,
+                device,
+                seed + PROBE_SEED_OFFSET,
+            )
+        self.probe = probe
         arch = config.student_arch or task.student_arch
         self.student = build_model(arch, task.num_classes, task.input_shape[0]).to(device)
         per_round = config.action.synth_budget
         capacity = config.rounds * per_round if config.grow_only else config.buffer_size
         self.buffer = ReplayBuffer(capacity, task.input_shape, task.num_classes, device)
-        self.probe = ProbeSet(config.probe_size, task.input_shape, task.num_classes, device)
         self.synthesizer = Synthesizer(
             self.teacher,
             self.student,
@@ -84,7 +101,7 @@ class DistillationEngine:
             self.test_x = normalize_uint8(test_set.images, task.mean, task.std).to(device)
             self.test_y = test_set.labels.to(device)
         self.round = 0
-        self.synthetic_samples = 0
+        self.synthetic_samples = probe.synthesized
 
     @property
     def done(self) -> bool:
@@ -106,9 +123,7 @@ class DistillationEngine:
             action.synth_budget, self.buffer.class_histogram(), self.round, action.diversity, action.difficulty
         )
         self.synthetic_samples += action.synth_budget
-        n_probe = int(round(cfg.probe_fraction * action.synth_budget)) if cfg.probe_size > 0 else 0
-        self.probe.add(synth.images[:n_probe], synth.teacher_logits[:n_probe])
-        images, t_logits = synth.images[n_probe:], synth.teacher_logits[n_probe:]
+        images, t_logits = synth.images, synth.teacher_logits
         s_logits = predict_logits(self.student, images)
         priorities = per_sample_kl(t_logits, s_logits.float(), cfg.distiller.temperature)
         self.buffer.insert(images, t_logits, priorities, action.replace_fraction, action.eviction)
@@ -152,7 +167,11 @@ class DistillationEngine:
             "synthesizer": self.synthesizer.state_dict(),
             "distiller": self.distiller.state_dict(),
             "buffer": self.buffer.state_dict(),
-            "probe": self.probe.state_dict(),
+            "probe": {
+                "images": self.probe.images,
+                "teacher_logits": self.probe.teacher_logits,
+                "synthesized": self.probe.synthesized,
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -163,4 +182,7 @@ class DistillationEngine:
         self.synthesizer.load_state_dict(state["synthesizer"])
         self.distiller.load_state_dict(state["distiller"])
         self.buffer.load_state_dict(state["buffer"])
-        self.probe.load_state_dict(state["probe"])
+        probe = state["probe"]
+        self.probe = ProbeSet(
+            probe["images"].to(self.device), probe["teacher_logits"].to(self.device), int(probe["synthesized"])
+        )

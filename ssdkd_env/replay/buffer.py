@@ -82,6 +82,8 @@ class ReplayBuffer:
         At most ``ceil(replace_fraction * capacity)`` occupied slots are overwritten in one call
         (the partial update of SSD-KD); surplus new samples are dropped. Returns the slots written.
         """
+        if not bool(torch.isfinite(priorities).all()):
+            raise FloatingPointError("non-finite priorities for new samples (the run diverged)")
         n_new = images.shape[0]
         free = min(self.capacity - self.size, n_new)
         budget = min(n_new - free, int(round(replace_fraction * self.capacity)))

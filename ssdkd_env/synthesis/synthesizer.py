@@ -7,7 +7,9 @@ meta-generator then takes a first-order (Reptile) meta step towards the optimise
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -53,13 +55,27 @@ def per_sample_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, te
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1)
 
 
+@contextlib.contextmanager
+def _frozen(model: nn.Module | None) -> Iterator[None]:
+    """Eval mode and no parameter gradients for ``model`` (inputs still get gradients)."""
+    if model is None:
+        yield
+        return
+    was_training = model.training
+    model.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        model.requires_grad_(True).train(was_training)
+
+
 class Synthesizer:
     """Inverts the teacher into batches of synthetic images, one batch per round."""
 
     def __init__(
         self,
         teacher: nn.Module,
-        student: nn.Module,
+        student: nn.Module | None,
         img_shape: tuple[int, int, int],
         num_classes: int,
         mean: tuple[float, ...],
@@ -95,11 +111,8 @@ class Synthesizer:
         optimizer = torch.optim.Adam(
             [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}], lr=cfg.lr_g, betas=(0.5, 0.999)
         )
-        use_adv = cfg.adv_weight > 0 and round_index >= cfg.warmup_rounds
-        student_mode = self.student.training
-        self.student.eval()
-        self.student.requires_grad_(False)
-        try:
+        use_adv = self.student is not None and cfg.adv_weight > 0 and round_index >= cfg.warmup_rounds
+        with _frozen(self.student):
             for _ in range(cfg.g_steps):
                 images = self.fast(z)
                 t_logits = self.teacher(images)
@@ -107,6 +120,7 @@ class Synthesizer:
                 loss_oh = focal_cross_entropy(t_logits, targets, difficulty_gamma)
                 loss_adv = torch.zeros((), device=self.device)
                 if use_adv:
+                    assert self.student is not None
                     s_logits = self.student(images)
                     agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()
                     loss_adv = -(per_sample_kl(t_logits, s_logits) * agree).mean()
@@ -114,9 +128,6 @@ class Synthesizer:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        finally:
-            self.student.requires_grad_(True)
-            self.student.train(student_mode)
         self.bn_loss.commit()
         self._meta_step()
         return SynthesisResult(
@@ -125,6 +136,10 @@ class Synthesizer:
             teacher_logits=t_logits.detach(),
             losses={"bn": float(loss_bn.detach()), "oh": float(loss_oh.detach()), "adv": float(loss_adv.detach())},
         )
+
+    def close(self) -> None:
+        """Remove the hooks this synthesizer put on the teacher."""
+        self.bn_loss.remove()
 
     def _meta_step(self) -> None:
         """First-order meta update: move the meta-generator towards the optimised copy."""
