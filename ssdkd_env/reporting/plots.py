@@ -56,14 +56,19 @@ def save_sample_grid(
 
 
 def save_curves(
-    path: Path, series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, title: str
+    path: Path,
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    title: str,
+    ylim: tuple[float, float] | None = (0.0, 1.02),
 ) -> None:
-    """Line plot of named (x, y) series."""
+    """Line plot of named (x, y) series (``ylim=None``: automatic y range)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, label=name, marker="." if len(xs) < 40 else None)
     ax.set_xlabel(xlabel)
-    ax.set_ylim(0, 1.02)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="lower right")

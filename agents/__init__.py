@@ -1,0 +1,25 @@
+"""Agents for the distillation environment, behind one interface (:class:`Agent`) and a registry.
+
+Built in: ``random``, ``fixed``, ``ssdkd``, ``uniform`` (baselines that repeat or sample
+actions), ``ucb`` (a bandit over curated decisions), ``reinforce`` (policy gradient in torch);
+from Stable-Baselines3: ``ppo``, ``a2c``, ``dqn``, ``sac``, ``td3``.
+
+Build the environment with the agent's preferred action form, then learn::
+
+    env = DistillationEnv(task="digits", action_mode=preferred_action_mode("ppo"))
+    agent = make_agent("ppo", env, seed=0)
+    agent.learn(total_steps=1000, callback=lambda record: print(record["step"], record["reward"]))
+    agent.save(Path("runs/ppo"))
+
+Adding an agent: subclass :class:`Agent` (or :class:`agents.common.stepping.SteppingAgent`, which
+runs the step loop and asks only for ``act``, ``observe`` and ``state_dict``/``load_state_dict``),
+set ``name``, ``learns``, ``action_modes`` and ``defaults``, decorate the class with
+:func:`register_agent`, and import its module here.
+"""
+
+from agents import sb3  # noqa: F401  (registers the SB3 agents)
+from agents.base import Agent
+from agents.builtin import constant, random_agent, reinforce, ucb  # noqa: F401  (register the built-in agents)
+from agents.registry import AGENTS, list_agents, load_agent, make_agent, preferred_action_mode, register_agent
+
+__all__ = ["AGENTS", "Agent", "list_agents", "load_agent", "make_agent", "preferred_action_mode", "register_agent"]

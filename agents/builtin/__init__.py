@@ -1,0 +1,1 @@
+"""Agents that need no RL library: baselines, a bandit and a policy-gradient learner."""

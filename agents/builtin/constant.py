@@ -1,0 +1,82 @@
+"""Agents that repeat one action: a given one, SSD-KD's rule, and SSD-KD with uniform replay."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.common.actions import distillation_env, unit_to_action
+from agents.common.stepping import SteppingAgent
+from agents.registry import register_agent
+from ssdkd_env.env import ACTION_FIELDS
+from ssdkd_env.errors import UserError
+
+
+class ConstantAgent(SteppingAgent):
+    """Takes the action of :meth:`constant_action` at every step (it still steps the env in ``learn``)."""
+
+    learns = False
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
+        super().__init__(env, seed, device, **hyper)
+        self.action = self.constant_action()
+
+    @abstractmethod
+    def constant_action(self) -> np.ndarray | int:
+        """The action, in the env's form."""
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray | int:
+        return self.action if isinstance(self.action, int) else self.action.copy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@register_agent
+class FixedAgent(ConstantAgent):
+    """Hyper ``action``: 6 floats in [-1, 1] (the continuous form; snapped in the discrete forms).
+
+    Default: the engine's configured decisions (``env.default_action()``).
+    """
+
+    name = "fixed"
+    defaults = {"action": None}
+
+    def constant_action(self) -> np.ndarray | int:
+        env = distillation_env(self.env)
+        if self.hyper["action"] is None:
+            return env.default_action()
+        unit = np.asarray(self.hyper["action"], dtype=np.float64)
+        if unit.shape != (len(ACTION_FIELDS),) or not np.all(np.abs(unit) <= 1.0):
+            raise UserError(f"fixed agent: 'action' must be {len(ACTION_FIELDS)} numbers in [-1, 1], got {unit}")
+        self.hyper["action"] = [float(u) for u in unit]
+        return unit_to_action(env, unit)
+
+
+@register_agent
+class SSDKDAgent(ConstantAgent):
+    """SSD-KD's fixed rule: the defaults of ``train/distill.py --method ssdkd`` (the env's configured action)."""
+
+    name = "ssdkd"
+
+    def constant_action(self) -> np.ndarray | int:
+        return distillation_env(self.env).default_action()
+
+
+@register_agent
+class UniformAgent(ConstantAgent):
+    """Fast-like replay: SSD-KD's decisions with uniform sampling and no importance weights (alpha = beta = 0)."""
+
+    name = "uniform"
+
+    def constant_action(self) -> np.ndarray | int:
+        env = distillation_env(self.env)
+        decision = dataclasses.replace(env.config.engine.action, alpha=0.0, beta=0.0)
+        return unit_to_action(env, env.mapper.encode(decision))

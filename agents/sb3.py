@@ -1,0 +1,158 @@
+"""Stable-Baselines3 algorithms behind the :class:`Agent` interface: ppo, a2c, dqn, sac, td3."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import should_collect_more_steps
+
+from agents.base import Agent, Callback
+from agents.registry import register_agent
+
+MODEL_FILE = "model.zip"
+REPLAY_FILE = "replay_buffer.pkl"
+# Keys SB3 adds to a step's info; left out of the records.
+_SB3_INFO_KEYS = ("terminal_observation", "episode", "TimeLimit.truncated")
+# Constructor arguments the wrapper sets itself.
+_RESERVED = {"self", "policy", "env", "seed", "device", "_init_setup_model"}
+
+
+class _ForwardSteps(BaseCallback):
+    """Forwards every step to the agent's callback; stops at the agent's target step count."""
+
+    def __init__(self, agent: SB3Agent, total_steps: int, callback: Callback | None) -> None:
+        super().__init__()
+        self.agent = agent
+        self.total_steps = total_steps
+        self.user_callback = callback
+        self._updates_seen: Any = None
+
+    def _new_losses(self) -> dict[str, float]:
+        """The latest update's ``train/*`` values, once per update (SB3 logs them after each update)."""
+        logged = self.logger.name_to_value
+        updates = logged.get("train/n_updates")
+        if updates is None or updates == self._updates_seen:
+            return {}
+        self._updates_seen = updates
+        return {
+            key.removeprefix("train/"): float(value)
+            for key, value in logged.items()
+            if key.startswith("train/") and key != "train/n_updates"
+        }
+
+    def _rollout_ends_here(self, done: bool) -> bool:
+        """Whether SB3 stops collecting after this step anyway (so its update still runs)."""
+        loc = self.locals
+        if "n_rollout_steps" in loc:  # on-policy
+            return loc["n_steps"] + 1 >= loc["n_rollout_steps"]
+        if "train_freq" in loc:  # off-policy
+            return not should_collect_more_steps(
+                loc["train_freq"], loc["num_collected_steps"], loc["num_collected_episodes"] + int(done)
+            )
+        return False
+
+    def _on_step(self) -> bool:
+        info = {k: v for k, v in self.locals["infos"][0].items() if k not in _SB3_INFO_KEYS}
+        done = bool(self.locals["dones"][0])
+        record = self.agent._track_step(float(self.locals["rewards"][0]), done, info, self._new_losses())
+        if self.user_callback is not None and self.user_callback(record) is False:
+            return False
+        return self.agent.num_steps < self.total_steps or self._rollout_ends_here(done)
+
+
+class SB3Agent(Agent):
+    """Wraps an SB3 algorithm with an ``MlpPolicy``; hyper-parameters are its constructor arguments.
+
+    ``learn`` stops exactly at ``total_steps``: an on-policy rollout cut short by that is not
+    trained on. Losses are the ``train/*`` values SB3 logs, reported with the first step after
+    each update. ``save`` writes SB3's zip (and the replay buffer of off-policy algorithms).
+    """
+
+    learns = True
+    algorithm: ClassVar[type[BaseAlgorithm]]
+
+    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
+        super().__init__(env, seed, device, **hyper)
+        self.model = self.algorithm("MlpPolicy", env, seed=self.seed, device=device, **self.hyper)
+
+    @classmethod
+    def hyper_names(cls) -> set[str]:
+        return set(inspect.signature(cls.algorithm.__init__).parameters) - _RESERVED
+
+    def learn(self, total_steps: int, callback: Callback | None = None) -> None:
+        if self.num_steps >= total_steps:
+            return
+        forward = _ForwardSteps(self, total_steps, callback)
+        self.model.learn(total_steps - self.num_steps, callback=forward, reset_num_timesteps=False)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray | int:
+        action, _ = self.model.predict(obs, deterministic=deterministic)
+        return int(action) if self.action_mode == "discrete" else action
+
+    def _save_state(self, folder: Path) -> None:
+        self.model.save(folder / MODEL_FILE)
+        if isinstance(self.model, OffPolicyAlgorithm):
+            self.model.save_replay_buffer(folder / REPLAY_FILE)
+
+    def _load_state(self, folder: Path) -> None:
+        self.model = self.algorithm.load(folder / MODEL_FILE, env=self.env, device=self.device)
+        if isinstance(self.model, OffPolicyAlgorithm) and (folder / REPLAY_FILE).is_file():
+            self.model.load_replay_buffer(folder / REPLAY_FILE)
+        self.num_steps = self.model.num_timesteps
+
+
+@register_agent
+class PPOAgent(SB3Agent):
+    name = "ppo"
+    algorithm = PPO
+    action_modes = ("continuous", "multi_discrete", "discrete")
+    defaults = {"n_steps": 64, "batch_size": 32, "n_epochs": 4, "learning_rate": 3e-4, "gamma": 0.99, "verbose": 0}
+
+
+@register_agent
+class A2CAgent(SB3Agent):
+    name = "a2c"
+    algorithm = A2C
+    action_modes = ("continuous", "multi_discrete", "discrete")
+    defaults = {"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.99, "verbose": 0}
+
+
+@register_agent
+class DQNAgent(SB3Agent):
+    name = "dqn"
+    algorithm = DQN
+    action_modes = ("discrete",)
+    defaults = {
+        "learning_starts": 32,
+        "buffer_size": 5000,
+        "batch_size": 32,
+        "train_freq": 1,
+        "target_update_interval": 100,
+        "exploration_fraction": 0.3,
+        "gamma": 0.99,
+        "verbose": 0,
+    }
+
+
+@register_agent
+class SACAgent(SB3Agent):
+    name = "sac"
+    algorithm = SAC
+    action_modes = ("continuous",)
+    defaults = {"learning_starts": 32, "buffer_size": 5000, "batch_size": 64, "gamma": 0.99, "verbose": 0}
+
+
+@register_agent
+class TD3Agent(SB3Agent):
+    name = "td3"
+    algorithm = TD3
+    action_modes = ("continuous",)
+    defaults = {"learning_starts": 32, "buffer_size": 5000, "batch_size": 64, "gamma": 0.99, "verbose": 0}

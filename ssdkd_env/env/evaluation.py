@@ -1,0 +1,92 @@
+"""Building environments for agent runs and playing evaluation episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ssdkd_env.engine import make_config, replace_nested
+from ssdkd_env.engine.config import read_config_file
+from ssdkd_env.env.config import EnvConfig
+from ssdkd_env.env.distillation_env import DistillationEnv
+from ssdkd_env.errors import UserError
+
+# Episode length and training budget of agent runs per task (digits: minutes on 2 CPU cores).
+EPISODE_DEFAULTS: dict[str, dict[str, int]] = {
+    "digits": {"rounds": 30, "total_steps": 600},
+    "mnist": {"rounds": 40, "total_steps": 800},
+}
+FALLBACK_EPISODE_DEFAULTS = {"rounds": 60, "total_steps": 2000}
+
+
+def episode_defaults(task: str) -> dict[str, int]:
+    return EPISODE_DEFAULTS.get(task, FALLBACK_EPISODE_DEFAULTS)
+
+
+class Policy(Protocol):
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> Any: ...
+
+
+def make_env_config(
+    task: str,
+    action_mode: str,
+    *,
+    rounds: int | None = None,
+    config_file: Path | None = None,
+    engine_overrides: dict[str, Any] | None = None,
+    teacher: str | None = None,
+    data_root: str | None = None,
+    download: bool = False,
+    device: str = "auto",
+) -> EnvConfig:
+    """The environment configuration of an agent run: a file or the task's defaults, then overrides."""
+    if config_file is not None:
+        data = read_config_file(config_file)
+        data.setdefault("engine", {})["task"] = task
+        config = EnvConfig.from_dict(data)
+    else:
+        config = EnvConfig(engine=replace_nested(make_config(task), rounds=episode_defaults(task)["rounds"]))
+    changes = dict(engine_overrides or {})
+    if rounds is not None:
+        changes["rounds"] = rounds
+    if changes:
+        config.engine = replace_nested(config.engine, **changes)
+    if config.engine.rounds < 1:
+        raise UserError("rounds per episode must be at least 1")
+    config.teacher = teacher or config.teacher
+    config.data_root = data_root or config.data_root
+    config.download = download or config.download
+    config.device = device
+    config.action_mode = action_mode
+    config.validate()
+    return config
+
+
+def run_episode(env: DistillationEnv, policy: Policy, seed: int) -> dict[str, Any]:
+    """Play one episode with ``policy`` (deterministic): per-round curves and final measures."""
+    obs, _ = env.reset(seed=seed)
+    done, total, rounds = False, 0.0, []
+    info: dict[str, Any] = {}
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
+        total += reward
+        done = terminated or truncated
+        rounds.append(
+            {
+                "round": info.get("round"),
+                "test_acc": info.get("test_acc"),
+                "probe_agreement": info.get("probe_agreement"),
+            }
+        )
+    assert env.engine is not None
+    return {
+        "seed": seed,
+        "return": total,
+        "student_acc": env.engine.test_accuracy(),
+        "probe_agreement": info.get("probe_agreement"),
+        "diverged": bool(info.get("diverged")),
+        "synthetic_samples": env.engine.synthetic_samples,
+        "rounds": rounds,
+    }

@@ -1,0 +1,222 @@
+"""The agents: registry, learn/act/save/load round trips, and each built-in agent's behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY, random_teacher
+
+from agents import AGENTS, list_agents, load_agent, make_agent, preferred_action_mode
+from agents.builtin.random_agent import RandomAgent
+from ssdkd_env.env import DistillationEnv
+from ssdkd_env.errors import UserError
+
+NAMES = {"random", "fixed", "ssdkd", "uniform", "ucb", "reinforce", "ppo", "a2c", "dqn", "sac", "td3"}
+# Small enough that every learner updates within two 3-round episodes.
+TINY_HYPER: dict[str, dict[str, Any]] = {
+    "ppo": {"n_steps": 4, "batch_size": 4, "n_epochs": 1},
+    "a2c": {"n_steps": 2},
+    "dqn": {"learning_starts": 2, "batch_size": 4, "buffer_size": 64, "target_update_interval": 2},
+    "sac": {"learning_starts": 2, "batch_size": 4, "buffer_size": 64},
+    "td3": {"learning_starts": 2, "batch_size": 4, "buffer_size": 64},
+}
+REPORT_LOSSES = {"reinforce", "ppo", "a2c", "dqn", "sac", "td3"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """The tiny networks here run fastest on one thread (no OpenMP contention)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def teacher() -> torch.nn.Module:
+    return random_teacher()
+
+
+def tiny_env(teacher: torch.nn.Module, **kwargs: Any) -> DistillationEnv:
+    return DistillationEnv(teacher_model=teacher, task="digits", device="cpu", **{**TINY, **kwargs})
+
+
+def agent_env(name: str, teacher: torch.nn.Module) -> DistillationEnv:
+    return tiny_env(teacher, action_mode=preferred_action_mode(name))
+
+
+def test_registry_holds_every_agent() -> None:
+    assert set(list_agents()) == NAMES == set(AGENTS)
+    assert list_agents() == sorted(NAMES)
+    assert preferred_action_mode("ppo") == "continuous"
+    assert preferred_action_mode("dqn") == "discrete"
+    assert preferred_action_mode("ucb") in ("discrete", "multi_discrete")
+    for cls in AGENTS.values():
+        assert isinstance(cls.learns, bool) and cls.action_modes
+
+
+@pytest.mark.parametrize("name", sorted(NAMES))
+def test_agent_learns_acts_saves_and_resumes(name: str, teacher: torch.nn.Module, tmp_path: Path) -> None:
+    env = agent_env(name, teacher)
+    agent = make_agent(name, env, seed=0, **TINY_HYPER.get(name, {}))
+    records: list[dict[str, Any]] = []
+    agent.learn(6, records.append)
+
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r["done"] for r in records] == [False, False, True, False, False, True]
+    assert [r["episode"] for r in records] == [0, 0, 0, 1, 1, 1]
+    assert all("probe_agreement" in r and "terminal_observation" not in r for r in records)  # the env's info
+    for end in (2, 5):
+        episode_rewards = [r["reward"] for r in records[end - 2 : end + 1]]
+        assert records[end]["episode_return"] == pytest.approx(sum(episode_rewards), abs=1e-5)
+        assert records[end]["episode_length"] == 3
+    losses = [r["losses"] for r in records if "losses" in r]
+    if name in REPORT_LOSSES:
+        assert losses and all(np.isfinite(v) for d in losses for v in d.values())
+    else:
+        assert not losses
+    assert agent.num_steps == 6 and agent.num_episodes == 2
+
+    obs, _ = env.reset(seed=1)
+    for deterministic in (True, False):
+        assert env.action_space.contains(agent.act(obs, deterministic=deterministic))
+
+    agent.save(tmp_path / name)
+    expected = agent.act(obs)
+    loaded = load_agent(tmp_path / name, env)
+    assert type(loaded) is type(agent)
+    assert loaded.num_steps == 6 and loaded.num_episodes == 2 and loaded.hyper == agent.hyper
+    np.testing.assert_array_equal(loaded.act(obs), expected)
+
+    more: list[dict[str, Any]] = []
+    loaded.learn(6, more.append)  # already there
+    assert more == []
+    loaded.learn(8, more.append)  # continues counting from the checkpoint
+    assert [r["step"] for r in more] == [7, 8] and loaded.num_steps == 8
+
+
+@pytest.mark.parametrize("name", ["random", "reinforce", "ppo", "sac"])
+def test_callback_returning_false_stops_and_learn_continues_the_episode(name: str, teacher: torch.nn.Module) -> None:
+    agent = make_agent(name, agent_env(name, teacher), **TINY_HYPER.get(name, {}))
+    calls: list[int] = []
+
+    def stop_at_two(record: dict[str, Any]) -> bool:
+        calls.append(record["step"])
+        return record["step"] < 2
+
+    agent.learn(6, stop_at_two)
+    assert calls == [1, 2] and agent.num_steps == 2
+    records: list[dict[str, Any]] = []
+    agent.learn(4, records.append)
+    assert [(r["step"], r["done"]) for r in records] == [(3, True), (4, False)]
+
+
+def test_ssdkd_and_uniform_decode_to_the_configured_decisions(teacher: torch.nn.Module) -> None:
+    env = tiny_env(teacher)
+    obs, _ = env.reset(seed=0)
+    configured = env.config.engine.action
+    assert env.decode_action(make_agent("ssdkd", env).act(obs)) == configured
+    assert env.decode_action(make_agent("fixed", env).act(obs)) == configured
+    assert env.decode_action(make_agent("uniform", env).act(obs)) == dataclasses.replace(configured, alpha=0, beta=0)
+
+    discrete = tiny_env(teacher, action_mode="multi_discrete")
+    np.testing.assert_array_equal(make_agent("ssdkd", discrete).act(obs), discrete.default_action())
+
+
+def test_fixed_agent_takes_the_given_action(teacher: torch.nn.Module) -> None:
+    env = tiny_env(teacher)
+    action = [1.0, -1.0, 0.0, 0.5, 0.9, -1.0]
+    agent = make_agent("fixed", env, action=action)
+    np.testing.assert_allclose(agent.act(np.zeros(38, np.float32)), action)
+    decision = env.decode_action(agent.act(np.zeros(38, np.float32)))
+    assert (decision.alpha, decision.beta, decision.replace_fraction) == (2.0, 0.0, 0.375)
+    assert (decision.eviction, decision.synth_budget) == ("class", 8)
+    with pytest.raises(UserError, match="6 numbers"):
+        make_agent("fixed", env, action=[0.0, 2.0])
+
+
+def test_bad_names_modes_and_hyper_parameters_are_user_errors(teacher: torch.nn.Module) -> None:
+    env = tiny_env(teacher)
+    with pytest.raises(UserError, match="unknown agent 'nope'") as excinfo:
+        make_agent("nope", env)
+    assert all(name in str(excinfo.value) for name in NAMES)
+    with pytest.raises(UserError, match="valid agents"):
+        preferred_action_mode("nope")
+    with pytest.raises(UserError, match="action_mode='discrete'"):
+        make_agent("dqn", env)
+    with pytest.raises(UserError, match="unknown hyper-parameters.*bogus"):
+        make_agent("ppo", env, bogus=1)
+    with pytest.raises(UserError, match="unknown hyper-parameters"):
+        make_agent("reinforce", env, n_steps=4)
+    discrete = tiny_env(teacher, action_mode="discrete")
+    for name in ("sac", "td3", "reinforce"):
+        with pytest.raises(UserError, match="action_mode='continuous'"):
+            make_agent(name, discrete)
+
+
+def test_loading_checks_what_the_folder_holds(teacher: torch.nn.Module, tmp_path: Path) -> None:
+    env = tiny_env(teacher)
+    with pytest.raises(UserError, match="not a saved agent"):
+        load_agent(tmp_path, env)
+    make_agent("fixed", env).save(tmp_path / "fixed")
+    with pytest.raises(UserError, match="holds agent 'fixed'"):
+        RandomAgent.load(tmp_path / "fixed", env)
+
+
+def test_save_replaces_an_existing_checkpoint_without_leftovers(teacher: torch.nn.Module, tmp_path: Path) -> None:
+    env = tiny_env(teacher)
+    agent = make_agent("random", env, seed=3)
+    agent.save(tmp_path / "agent")
+    agent.learn(2)
+    agent.save(tmp_path / "agent")
+    assert [p.name for p in tmp_path.iterdir()] == ["agent"]
+    meta = json.loads((tmp_path / "agent" / "agent.json").read_text())
+    assert meta["agent"] == "random" and meta["num_steps"] == 2 and meta["seed"] == 3
+
+
+def test_reinforce_updates_its_parameters_at_the_end_of_an_episode(teacher: torch.nn.Module) -> None:
+    agent = make_agent("reinforce", tiny_env(teacher))
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    records: list[dict[str, Any]] = []
+    agent.learn(2, records.append)
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.policy.parameters(), strict=True))
+    agent.learn(3, records.append)
+    assert set(records[-1]["losses"]) == {"policy_loss", "value_loss", "entropy"}
+    assert not all(torch.equal(a, b) for a, b in zip(before, agent.policy.parameters(), strict=True))
+
+
+def test_ucb_plays_every_arm_once_before_repeating(teacher: torch.nn.Module) -> None:
+    env = tiny_env(teacher, action_mode="discrete")
+    agent = make_agent("ucb", env)
+    n = len(agent.arms)
+    assert 8 <= n <= 13 and len(set(agent.arms)) == n
+    assert agent.arms[0] == env.default_action()
+    records: list[dict[str, Any]] = []
+    agent.learn(n, records.append)
+    assert agent.counts.tolist() == [1] * n
+    assert len({json.dumps(r["action"], sort_keys=True) for r in records}) == n  # n distinct decisions played
+    agent.learn(n + 1)
+    assert agent.counts.sum() == n + 1 and agent.counts.max() == 2
+    best = int(np.argmax(agent.means))
+    assert agent.act(np.zeros(38, np.float32)) == agent.arms[best]
+
+    continuous = make_agent("ucb", tiny_env(teacher))
+    np.testing.assert_array_equal(continuous.arms[0], continuous.env.default_action())
+    assert len(continuous.arms) == 11  # phi_mix 0.5 and eviction "lowest" are already the default
+
+
+@pytest.mark.parametrize(("n_steps", "updates"), [(3, 2), (4, 1)])
+def test_sb3_stops_exactly_at_total_steps_and_trains_completed_rollouts(
+    teacher: torch.nn.Module, n_steps: int, updates: int
+) -> None:
+    agent = make_agent("ppo", tiny_env(teacher), n_steps=n_steps, batch_size=n_steps, n_epochs=1)
+    agent.learn(6)
+    assert agent.num_steps == agent.model.num_timesteps == 6
+    assert agent.model.logger.name_to_value["train/n_updates"] == updates

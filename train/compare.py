@@ -1,0 +1,149 @@
+#!/usr/bin/env python
+"""Evaluate policies (fixed ones and saved learned ones) over seeds and tabulate them.
+
+    python train/compare.py --agents ssdkd,uniform,random,ppo=runs/agent/digits-ppo-s0/agent --task digits --seeds 5
+
+Each policy plays --seeds episodes (seeds 0..N-1 offset by --seed-base); the table gives mean,
+std and 95% confidence interval (Student t) of the final student accuracy (when real test data
+exists), the probe agreement and the return. Writes OUT/compare.csv, OUT/compare.md,
+OUT/compare.json and OUT/compare.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from scipy.stats import t as student_t  # noqa: E402
+
+from agents import Agent, make_agent, preferred_action_mode  # noqa: E402
+from agents.registry import AGENTS  # noqa: E402
+from ssdkd_env.common.cli import run_cli  # noqa: E402
+from ssdkd_env.common.io import write_json  # noqa: E402
+from ssdkd_env.engine.config import parse_override  # noqa: E402
+from ssdkd_env.env import DistillationEnv  # noqa: E402
+from ssdkd_env.env.evaluation import make_env_config, run_episode  # noqa: E402
+from ssdkd_env.errors import UserError, unknown_name  # noqa: E402
+from ssdkd_env.tasks import get_task, list_tasks  # noqa: E402
+
+METRICS = ("student_acc", "probe_agreement", "return")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--agents", default="ssdkd,uniform,random", help="NAME or NAME=SAVED_AGENT_PATH, comma-separated")
+    p.add_argument("--task", default="digits", help=f"one of: {', '.join(list_tasks())}")
+    p.add_argument("--seeds", type=int, default=5, help="episodes per policy")
+    p.add_argument("--seed-base", type=int, default=200_000, help="first evaluation seed")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per episode (default: as run_agent.py)")
+    p.add_argument("--config", type=Path, default=None, help="EnvConfig as YAML/JSON")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="engine override")
+    p.add_argument("--teacher", default=None)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, default=Path("runs/compare_agents"))
+    return p.parse_args(argv)
+
+
+def confidence(values: list[float]) -> dict[str, float]:
+    n = len(values)
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if n > 1 else 0.0
+    half = student_t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    task = get_task(args.task)
+    if args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    specs = []
+    for item in [s.strip() for s in args.agents.split(",") if s.strip()]:
+        name, _, path = item.partition("=")
+        if name not in AGENTS:
+            raise unknown_name("agent", name, AGENTS)
+        if path and not Path(path).exists():
+            raise UserError(f"saved agent {path} does not exist")
+        if not path and AGENTS[name].learns:
+            raise UserError(f"'{name}' learns: give its saved policy as {name}=PATH (from run_agent.py)")
+        specs.append((item, name, Path(path) if path else None))
+    envs: dict[str, DistillationEnv] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for label, name, path in specs:
+        mode = preferred_action_mode(name)
+        if mode not in envs:
+            envs[mode] = DistillationEnv(
+                make_env_config(
+                    task.name,
+                    mode,
+                    rounds=args.rounds,
+                    config_file=args.config,
+                    engine_overrides=dict(parse_override(s) for s in args.set),
+                    teacher=args.teacher,
+                    data_root=args.data_root,
+                    download=args.download,
+                    device=args.device,
+                )
+            )
+        env = envs[mode]
+        policy: Agent = AGENTS[name].load(path, env) if path else make_agent(name, env, seed=0)
+        episodes = [run_episode(env, policy, args.seed_base + i) for i in range(args.seeds)]
+        results[label] = {"episodes": episodes}
+        for metric in METRICS:
+            values = [float(e[metric]) for e in episodes if e[metric] is not None]
+            if values:
+                results[label][metric] = confidence(values)
+        print(f"{label}: " + ", ".join(f"{m}={results[label][m]['mean']:.4f}" for m in METRICS if m in results[label]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "compare.json", {"task": task.name, "seeds": args.seeds, "results": results})
+    write_tables(args.out, results)
+    return 0
+
+
+def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
+    rows = []
+    for label, res in results.items():
+        for metric in METRICS:
+            if metric in res:
+                rows.append({"policy": label, "metric": metric, **res[metric]})
+    with open(out / "compare.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["policy", "metric", "n", "mean", "std", "ci95_low", "ci95_high"])
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| policy | metric | n | mean | std | 95% CI |", "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['policy']} | {r['metric']} | {r['n']} | {r['mean']:.4f} | {r['std']:.4f} | "
+            f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}] |"
+        )
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    metric = "student_acc" if any("student_acc" in r for r in results.values()) else "probe_agreement"
+    labels = [label for label in results if metric in results[label]]
+    means = [results[label][metric]["mean"] for label in labels]
+    errors = [results[label][metric]["mean"] - results[label][metric]["ci95_low"] for label in labels]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    ax.bar(range(len(labels)), means, yerr=errors, capsize=4)
+    ax.set_xticks(range(len(labels)), labels, rotation=20)
+    ax.set_ylabel(f"{metric} (mean, 95% CI)")
+    low = min(m - e for m, e in zip(means, errors, strict=True)) if means else 0.0
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    fig.tight_layout()
+    fig.savefig(out / "compare.png")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
