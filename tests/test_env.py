@@ -69,6 +69,7 @@ def test_rewards_telescope_to_final_minus_initial_quality() -> None:
         _, reward, terminated, truncated, info = env.step(env.default_action())
         total += reward
         done = terminated or truncated
+    assert start == pytest.approx(0.1)  # chance level for 10 classes, whatever the random init
     assert total == pytest.approx(info["quality"] - start, abs=1e-6)
     assert info["quality"] == info["probe_agreement"]
 
@@ -188,3 +189,14 @@ def test_config_round_trips_through_yaml_and_json(tmp_path: Path) -> None:
         EnvConfig.from_dict({"reward": "accuracy"})
     with pytest.raises(UserError, match="unknown EnvConfig keys"):
         EnvConfig.from_dict({"rewards": "probe"})
+
+
+def test_episodes_do_not_pile_hooks_on_the_shared_teacher() -> None:
+    env = tiny_env()
+    bn_layers = [m for m in env.teacher.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for seed in range(3):
+        env.reset(seed=seed)
+        env.step(env.default_action())
+        assert all(len(bn._forward_hooks) == 1 for bn in bn_layers)
+    env.close()
+    assert all(len(bn._forward_hooks) == 0 for bn in bn_layers)

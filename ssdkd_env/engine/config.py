@@ -91,18 +91,25 @@ def replace_nested(config: EngineConfig, **changes: Any) -> EngineConfig:
     return EngineConfig.from_dict(data)
 
 
+# BN-free LeNet-5 teachers: deeper inversion (5 steps), shift augmentation relabelled by the teacher.
+_LENET_DEFAULTS: dict[str, Any] = {
+    "rounds": 60,
+    "kd_steps": 100,
+    "buffer_size": 6000,
+    "eval_every": 10,
+    "action.synth_budget": 256,
+    "distiller.batch_size": 256,
+    "distiller.lr": 0.05,
+    "distiller.augment_shift": 2,
+    "synthesis.g_steps": 5,
+    "synthesis.ngf": 32,
+}
+
 # Per-task defaults (dotted keys). Anything not named keeps the dataclass default.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"rounds": 120, "kd_steps": 40, "action.synth_budget": 128},
-    "mnist": {
-        "rounds": 120,
-        "kd_steps": 40,
-        "buffer_size": 6000,
-        "action.synth_budget": 256,
-        "distiller.batch_size": 256,
-        "synthesis.adv_weight": 1.0,
-    },
-    "fashion-mnist": {"rounds": 150, "buffer_size": 6000, "action.synth_budget": 256},
+    "mnist": _LENET_DEFAULTS,
+    "fashion-mnist": _LENET_DEFAULTS,
     "svhn": {"rounds": 200, "kd_steps": 200, "buffer_size": 7300, "action.synth_budget": 256},
     "cifar10": {"rounds": 220, "kd_steps": 400, "buffer_size": 5000, "action.synth_budget": 256},
     "cifar100": {"rounds": 220, "kd_steps": 400, "buffer_size": 5000, "action.synth_budget": 256},

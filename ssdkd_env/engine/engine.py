@@ -103,6 +103,10 @@ class DistillationEngine:
         self.round = 0
         self.synthetic_samples = probe.synthesized
 
+    def close(self) -> None:
+        """Remove the hooks this run put on the (possibly shared) teacher."""
+        self.synthesizer.close()
+
     @property
     def done(self) -> bool:
         return self.round >= self.config.rounds

@@ -82,6 +82,7 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         if engine.done or engine.round % max(1, spec.checkpoint_every) == 0:
             save_torch(out / STATE_FILE, {"engine": engine.state_dict(), "wall_time_s": wall})
     bar.close()
+    engine.close()
     wall_time = elapsed_before + time.perf_counter() - start
     log.close()
 

@@ -105,6 +105,8 @@ class DistillationEnv(gym.Env):
         """
         super().reset(seed=seed)
         episode_seed = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
+        if self.engine is not None:
+            self.engine.close()  # the teacher is shared: drop the previous episode's hooks
         engine_config = self.config.engine
         if options:
             engine_config = replace_nested(engine_config, **options)
@@ -112,10 +114,14 @@ class DistillationEnv(gym.Env):
             engine_config, self.task, self.teacher, self.device, episode_seed, self.test_set, self.probe
         )
         self._previous = np.zeros(len(self.mapper.bins))
-        self._quality = self._measure_quality(None)
+        # Quality before any round is chance level (1/K) for every episode: a fresh student knows
+        # nothing, and its measured agreement only reflects its random initialisation, which
+        # would add noise unrelated to the run's outcome to every episode's return.
+        self._quality = 1.0 / self.task.num_classes
         self._needs_reset = False
         info = {
             "quality": self._quality,
+            "initial_probe_agreement": self.engine.probe.measure(self.engine.student).agreement,
             "synthetic_samples": self.engine.synthetic_samples,
             "kd_steps": 0,
             "episode_seed": episode_seed,
@@ -162,6 +168,11 @@ class DistillationEnv(gym.Env):
             pixels = pixels.expand(3, -1, -1)
         return (pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        super().close()
+
     # ------------------------------------------------------------------ helpers
     @property
     def probe(self) -> ProbeSet:
@@ -192,17 +203,12 @@ class DistillationEnv(gym.Env):
     def decode_action(self, action: Any) -> RoundAction:
         return self.mapper.decode(self.mapper.to_unit(action, self.config.action_mode))
 
-    def _measure_quality(self, metrics: RoundMetrics | None) -> float:
+    def _measure_quality(self, metrics: RoundMetrics) -> float:
+        """m_t after a round: probe agreement, or (oracle) real test accuracy."""
         assert self.engine is not None
         if self.config.reward == "oracle":
-            acc = (
-                metrics.test_acc
-                if metrics is not None and metrics.test_acc is not None
-                else self.engine.test_accuracy()
-            )
+            acc = metrics.test_acc if metrics.test_acc is not None else self.engine.test_accuracy()
             return float(acc) if acc is not None else 0.0
-        if metrics is None:
-            return self.engine.probe.measure(self.engine.student).agreement
         return metrics.probe_agreement
 
     def _counters(self) -> dict[str, Any]:
