@@ -66,9 +66,16 @@ def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
         assert len(policy["episodes"]) == 2
         assert 0.0 <= policy["student_acc"]["mean"] <= 1.0 and 0.0 <= policy["probe_agreement"]["mean"] <= 1.0
     assert len(summary["learning_curve"]) == 2  # two training episodes of three rounds
+    assert all(0.0 <= c["test_acc"] <= 1.0 and 0.0 <= c["probe_agreement"] <= 1.0 for c in summary["learning_curve"])
     for name in ("learning_curve.png", "eval_curves.png", "samples.png", "student.pt", "results.md", "env_config.yaml"):
         assert (out / name).stat().st_size > 0, name
-    assert list((out / "tb").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"env/reward", "env/probe_agreement", "env/test_acc", "train/episode_return"} <= tags
+    assert any(tag.startswith("agent/") for tag in tags)  # reinforce's losses
 
 
 def test_sigkill_then_resume_keeps_completed_work(tmp_path: Path) -> None:

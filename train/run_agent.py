@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal episode_reward
         step = int(record["step"])
         episode_reward += float(record["reward"])
-        info = record.get("info", {})
+        info = record  # the env info, flattened with the step keys
         writer.add_scalar("env/reward", float(record["reward"]), step)
         for key in ("probe_agreement", "probe_kl", "test_acc", "kd_loss"):
             if info.get(key) is not None:
