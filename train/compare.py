@@ -29,9 +29,8 @@ from agents import Agent, make_agent, preferred_action_mode  # noqa: E402
 from agents.registry import AGENTS  # noqa: E402
 from ssdkd_env.common.cli import run_cli  # noqa: E402
 from ssdkd_env.common.io import write_json  # noqa: E402
-from ssdkd_env.engine.config import parse_override  # noqa: E402
 from ssdkd_env.env import DistillationEnv  # noqa: E402
-from ssdkd_env.env.evaluation import make_env_config, run_episode  # noqa: E402
+from ssdkd_env.env.evaluation import env_config_from_cli, run_episode  # noqa: E402
 from ssdkd_env.errors import UserError, unknown_name  # noqa: E402
 from ssdkd_env.tasks import get_task, list_tasks  # noqa: E402
 
@@ -85,19 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, name, path in specs:
         mode = preferred_action_mode(name)
         if mode not in envs:
-            envs[mode] = DistillationEnv(
-                make_env_config(
-                    task.name,
-                    mode,
-                    rounds=args.rounds,
-                    config_file=args.config,
-                    engine_overrides=dict(parse_override(s) for s in args.set),
-                    teacher=args.teacher,
-                    data_root=args.data_root,
-                    download=args.download,
-                    device=args.device,
-                )
-            )
+            envs[mode] = DistillationEnv(env_config_from_cli(task.name, mode, args))
         env = envs[mode]
         policy: Agent = AGENTS[name].load(path, env) if path else make_agent(name, env, seed=0)
         episodes = [run_episode(env, policy, args.seed_base + i) for i in range(args.seeds)]

@@ -37,7 +37,7 @@ from ssdkd_env.common.cli import run_cli
 from ssdkd_env.common.io import write_json
 from ssdkd_env.engine.config import parse_override
 from ssdkd_env.env import DistillationEnv
-from ssdkd_env.env.evaluation import episode_defaults, make_env_config, run_episode
+from ssdkd_env.env.evaluation import env_config_from_cli, episode_defaults, run_episode
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.reporting import save_curves
 from ssdkd_env.tasks import get_task, list_tasks
@@ -103,17 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--total-steps and --eval-episodes must be at least 1")
 
     start = time.perf_counter()
-    config = make_env_config(
-        task.name,
-        preferred_action_mode(args.agent),
-        rounds=args.rounds,
-        config_file=args.config,
-        engine_overrides=dict(parse_override(s) for s in args.set),
-        teacher=args.teacher,
-        data_root=args.data_root,
-        download=args.download,
-        device=args.device,
-    )
+    config = env_config_from_cli(task.name, preferred_action_mode(args.agent), args)
     env = DistillationEnv(config)  # loads (or trains) the teacher; one-line error when impossible
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "env_config.yaml")

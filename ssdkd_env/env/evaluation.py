@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ssdkd_env.engine import make_config, replace_nested
-from ssdkd_env.engine.config import read_config_file
+from ssdkd_env.engine.config import parse_override, read_config_file
 from ssdkd_env.env.config import EnvConfig
 from ssdkd_env.env.distillation_env import DistillationEnv
 from ssdkd_env.errors import UserError
@@ -62,6 +62,22 @@ def make_env_config(
     config.action_mode = action_mode
     config.validate()
     return config
+
+
+def env_config_from_cli(task: str, action_mode: str, args: Any) -> EnvConfig:
+    """:func:`make_env_config` from the environment flags the agent scripts share
+    (``--rounds --config --set --teacher --data-root --download --device``)."""
+    return make_env_config(
+        task,
+        action_mode,
+        rounds=args.rounds,
+        config_file=args.config,
+        engine_overrides=dict(parse_override(s) for s in args.set),
+        teacher=args.teacher,
+        data_root=args.data_root,
+        download=args.download,
+        device=args.device,
+    )
 
 
 def run_episode(env: DistillationEnv, policy: Policy, seed: int) -> dict[str, Any]:
