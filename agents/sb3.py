@@ -142,12 +142,21 @@ class DQNAgent(SB3Agent):
     }
 
 
+OFF_POLICY_CONTINUOUS_DEFAULTS = {
+    "learning_starts": 32,
+    "buffer_size": 5000,
+    "batch_size": 64,
+    "gamma": 0.99,
+    "verbose": 0,
+}
+
+
 @register_agent
 class SACAgent(SB3Agent):
     name = "sac"
     algorithm = SAC
     action_modes = ("continuous",)
-    defaults = {"learning_starts": 32, "buffer_size": 5000, "batch_size": 64, "gamma": 0.99, "verbose": 0}
+    defaults = OFF_POLICY_CONTINUOUS_DEFAULTS
 
 
 @register_agent
@@ -155,4 +164,4 @@ class TD3Agent(SB3Agent):
     name = "td3"
     algorithm = TD3
     action_modes = ("continuous",)
-    defaults = {"learning_starts": 32, "buffer_size": 5000, "batch_size": 64, "gamma": 0.99, "verbose": 0}
+    defaults = OFF_POLICY_CONTINUOUS_DEFAULTS

@@ -24,6 +24,18 @@ TINY = {
 }
 
 
+def nested(dotted: dict[str, object]) -> dict:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``: dotted overrides as a config file's mapping."""
+    data: dict = {}
+    for key, value in dotted.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return data
+
+
 def tiny_config(method: str = "ssdkd", **overrides: object) -> EngineConfig:
     """A digits run that takes a fraction of a second."""
     return make_config("digits", method, **{**TINY, **overrides})

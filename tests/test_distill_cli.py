@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import TINY, saved_random_teacher
+from helpers import TINY, nested, saved_random_teacher
 from test_train_teacher import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,14 +19,7 @@ SCRIPT = ROOT / "train" / "distill.py"
 
 
 def tiny_config_file(path: Path, **extra: object) -> Path:
-    data: dict = {}
-    for key, value in {**TINY, **extra}.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(nested({**TINY, **extra})))
     return path
 
 

@@ -10,21 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import TINY, saved_random_teacher
+from helpers import TINY, nested, saved_random_teacher
 from test_train_teacher import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_env_file(path: Path, rounds: int = 3) -> Path:
-    engine: dict = {}
-    for key, value in {**TINY, "rounds": rounds}.items():
-        node = engine
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    path.write_text(json.dumps({"engine": engine}))
+    path.write_text(json.dumps({"engine": nested({**TINY, "rounds": rounds})}))
     return path
 
 

@@ -61,14 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> EngineConfig:
     config = make_config(args.task, args.method)
     if args.config is not None:
-        file_data = read_config_file(args.config)
-        merged = config.to_dict()
-        for key, value in file_data.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key].update(value)
-            else:
-                merged[key] = value
-        config = EngineConfig.from_dict(merged)
+        config = config.merged_with(read_config_file(args.config))
     flags = {
         "rounds": args.rounds,
         "kd_steps": args.kd_steps,

@@ -64,6 +64,16 @@ class EngineConfig:
         """Build from a (possibly partial) nested dict; unknown keys are errors."""
         return _from_dict(cls, data)
 
+    def merged_with(self, partial: dict[str, Any]) -> EngineConfig:
+        """A copy with the fields of ``partial`` (nested sections merged key by key) replaced."""
+        data = self.to_dict()
+        for key, value in partial.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key].update(value)
+            else:
+                data[key] = value
+        return EngineConfig.from_dict(data)
+
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}

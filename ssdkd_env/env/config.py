@@ -56,13 +56,8 @@ class EnvConfig:
         if unknown:
             raise UserError(f"unknown EnvConfig keys: {', '.join(sorted(unknown))}; valid: {', '.join(sorted(fields))}")
         engine_data = dict(data.pop("engine", {}) or {})
-        base = make_config(engine_data.get("task", "digits"), engine_data.get("method", "ssdkd")).to_dict()
-        for key, value in engine_data.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key].update(value)
-            else:
-                base[key] = value
-        config = cls(engine=EngineConfig.from_dict(base), **data)
+        base = make_config(engine_data.get("task", "digits"), engine_data.get("method", "ssdkd"))
+        config = cls(engine=base.merged_with(engine_data), **data)
         config.validate()
         return config
 

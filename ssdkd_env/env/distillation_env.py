@@ -114,6 +114,8 @@ class DistillationEnv(gym.Env):
             engine_config, self.task, self.teacher, self.device, episode_seed, self.test_set, self.probe
         )
         self._previous = np.zeros(len(self.mapper.bins))
+        initial_probe = self.engine.probe.measure(self.engine.student)
+        obs = observe(self.engine, None, self._previous, initial_probe)
         # Quality before any round is chance level (1/K) for every episode: a fresh student knows
         # nothing, and its measured agreement only reflects its random initialisation, which
         # would add noise unrelated to the run's outcome to every episode's return.
@@ -121,12 +123,12 @@ class DistillationEnv(gym.Env):
         self._needs_reset = False
         info = {
             "quality": self._quality,
-            "initial_probe_agreement": self.engine.probe.measure(self.engine.student).agreement,
+            "initial_probe_agreement": initial_probe.agreement,
             "synthetic_samples": self.engine.synthetic_samples,
             "kd_steps": 0,
             "episode_seed": episode_seed,
         }
-        return observe(self.engine, None, self._previous), info
+        return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._needs_reset or self.engine is None:

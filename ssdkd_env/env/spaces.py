@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
+from ssdkd_env.distillation import ProbeMetrics
 from ssdkd_env.engine import RoundAction
 from ssdkd_env.engine.engine import DistillationEngine, RoundMetrics
 from ssdkd_env.replay import EVICTION_RULES
@@ -75,12 +76,18 @@ def observation_space(num_classes: int) -> spaces.Box:
     return spaces.Box(low, high, dtype=np.float32)
 
 
-def observe(engine: DistillationEngine, metrics: RoundMetrics | None, previous_action: np.ndarray) -> np.ndarray:
-    """The observation after a round (``metrics=None`` at reset, before any round)."""
+def observe(
+    engine: DistillationEngine,
+    metrics: RoundMetrics | None,
+    previous_action: np.ndarray,
+    probe: ProbeMetrics | None = None,
+) -> np.ndarray:
+    """The observation after a round (``metrics=None`` before any round; ``probe``: an existing
+    measurement of the probe then, else it is measured)."""
     stats = engine.buffer.stats()
     rounds = max(1, engine.config.rounds)
     if metrics is None:
-        probe = engine.probe.measure(engine.student)
+        probe = probe or engine.probe.measure(engine.student)
         batch_kl, batch_agreement, probe_kl, probe_agreement = 0.0, 0.0, probe.kl, probe.agreement
     else:
         batch_kl, batch_agreement = metrics.batch_kl, metrics.batch_agreement
