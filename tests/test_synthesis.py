@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ssdkd_env.synthesis import BNStatsLoss, diversity_class_probs, draw_targets, focal_cross_entropy
+from ssdkd_env.synthesis.synthesizer import total_variation
 
 
 def bn_model() -> tuple[nn.Module, nn.BatchNorm2d]:
@@ -108,3 +109,9 @@ def test_focal_weighting() -> None:
     assert focal.item() == pytest.approx(((1 - p) ** 2 * ce).mean().item())
     # the confident sample is down-weighted far more than the unsure one
     assert (1 - p[0]) ** 2 < 0.01 < (1 - p[1]) ** 2
+
+
+def test_total_variation_is_zero_for_flat_images_and_counts_edges() -> None:
+    assert float(total_variation(torch.full((2, 1, 5, 5), 0.7))) == 0.0
+    checker = (torch.arange(6).view(6, 1) + torch.arange(6).view(1, 6)) % 2
+    assert float(total_variation(checker.float().view(1, 1, 6, 6))) == 2.0  # every neighbour differs by 1

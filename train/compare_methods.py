@@ -4,24 +4,32 @@
     python train/compare_methods.py --task digits --methods ssdkd,fast --seeds 0,1,2
 
 Every run is a full ``train/distill.py`` run (same engine, same outputs) in OUT/<method>-s<seed>/;
-OUT/results.md and OUT/results.csv hold mean ± std per method.
+OUT/results.md and OUT/results.csv hold mean ± std per method. ``--jobs N`` runs N at a time in
+separate processes, splitting the CPU threads between them; ``--resume`` keeps finished runs whose
+configuration is unchanged and continues interrupted ones from their checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
+import json
+import multiprocessing
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ssdkd_env.common.cli import run_cli
 from ssdkd_env.common.device import DEVICE_CHOICES, resolve_device
 from ssdkd_env.common.io import write_json
 from ssdkd_env.engine import METHODS, make_config, replace_nested
-from ssdkd_env.engine.config import parse_override
-from ssdkd_env.engine.run import RunSpec, run_distillation
+from ssdkd_env.engine.config import EngineConfig, parse_override
+from ssdkd_env.engine.run import STATE_FILE, RunSpec, run_distillation
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.tasks import get_task, list_tasks
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
@@ -42,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="output folder")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    p.add_argument("--resume", action="store_true", help="keep finished runs, continue interrupted ones")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p.parse_args(argv)
 
@@ -61,30 +71,72 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"--seeds expects comma-separated integers, got '{args.seeds}'") from None
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     overrides = dict(parse_override(s) for s in args.set)
     device = resolve_device(args.device)
     teacher, card = obtain_teacher(task, args.teacher, args.data_root, args.download, device, not args.no_progress)
     test_set = test_split_if_available(task, args.data_root, args.download)
-    results: dict[str, list[dict[str, Any]]] = {}
+    parallel = args.jobs > 1
+    results: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
+    pending: list[tuple[EngineConfig, RunSpec]] = []
     for method in methods:
         config = make_config(task.name, method)
         config = replace_nested(config, **overrides) if overrides else config
         for seed in seeds:
-            spec = RunSpec(
-                task,
-                teacher,
-                card,
-                device,
-                seed,
-                args.out / f"{method}-s{seed}",
-                test_set,
-                progress=not args.no_progress,
+            out = args.out / f"{method}-s{seed}"
+            finished, resume = previous_run(out, config, seed) if args.resume else (None, False)
+            if finished is not None:
+                results[method][seed] = finished
+                continue
+            progress = not args.no_progress and not parallel
+            pending.append(
+                (config, RunSpec(task, teacher, card, device, seed, out, test_set, resume, progress=progress))
             )
-            summary = run_distillation(config, spec)
-            results.setdefault(method, []).append(summary)
-            print(f"{method} seed {seed}: student_acc={summary['student_acc']} time={summary['wall_time_s']}s")
-    write_tables(args.out, task.name, card.test_acc, results)
+    for summary in run_all(pending, args.jobs):
+        results[summary["method"]][summary["seed"]] = summary
+        print(
+            f"{summary['method']} seed {summary['seed']}: student_acc={summary['student_acc']} "
+            f"time={summary['wall_time_s']}s",
+            flush=True,
+        )
+    ordered = {m: [runs[s] for s in seeds] for m, runs in results.items()}
+    write_tables(args.out, task.name, card.test_acc, ordered)
     return 0
+
+
+def previous_run(out: Path, config: EngineConfig, seed: int) -> tuple[dict[str, Any] | None, bool]:
+    """What ``out`` holds of a run with this configuration and seed: its summary when it
+    finished, else whether it left a checkpoint to resume. Other runs' files are ignored."""
+    expected = json.loads(json.dumps({"seed": seed, **config.to_dict()}))
+    config_file, summary_file = out / "config.json", out / "summary.json"
+    if not config_file.is_file() or json.loads(config_file.read_text()) != expected:
+        return None, False
+    if summary_file.is_file():
+        summary = json.loads(summary_file.read_text())
+        if {"seed": summary.get("seed"), **summary.get("config", {})} == expected:
+            return summary, False
+    return None, (out / STATE_FILE).is_file()
+
+
+def run_all(pending: list[tuple[EngineConfig, RunSpec]], jobs: int) -> Iterator[dict[str, Any]]:
+    """Run every pending run, ``jobs`` at a time; yields summaries as runs finish."""
+    if jobs == 1 or len(pending) <= 1:
+        for config, spec in pending:
+            yield run_distillation(config, spec)
+        return
+    threads = max(1, torch.get_num_threads() // jobs)
+    context = multiprocessing.get_context("spawn")  # a fork after OpenMP has started can hang
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = [pool.submit(_run_in_worker, config, spec, threads) for config, spec in pending]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+
+
+def _run_in_worker(config: EngineConfig, spec: RunSpec, threads: int) -> dict[str, Any]:
+    """One run in a fresh worker process (so its peak memory is its own)."""
+    torch.set_num_threads(threads)
+    return run_distillation(config, spec)
 
 
 def _cell(row: dict[str, Any], col: str, scale: float = 1.0, digits: int = 2) -> str:

@@ -38,6 +38,22 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> t
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def random_mixup(x: torch.Tensor, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Blend a random ``fraction`` of the images with another image of the batch.
+
+    Each chosen image becomes ``lam * x_i + (1 - lam) * x_j`` with ``lam ~ U(0, 1)`` and ``j`` a
+    random permutation; the caller relabels the result (with the teacher, in data-free KD).
+    """
+    if fraction <= 0:
+        return x
+    b = x.shape[0]
+    partner = torch.randperm(b, generator=generator).to(x.device)
+    lam = torch.rand(b, generator=generator).to(x.device)
+    chosen = (torch.rand(b, generator=generator) < fraction).to(x.device)
+    lam = torch.where(chosen, lam, torch.ones_like(lam)).view(b, 1, 1, 1)
+    return lam * x + (1 - lam) * x[partner]
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched; restores the previous mode."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ssdkd_env.common.images import random_hflip, random_translate
+from ssdkd_env.common.images import random_hflip, random_mixup, random_translate
 from ssdkd_env.replay import BufferBatch
 from ssdkd_env.synthesis import per_sample_kl
 
@@ -25,10 +25,11 @@ class DistillerConfig:
     batch_size: int = 128
     augment_shift: int = 0  # random translation (pixels) of replayed samples; then relabelled by the teacher
     augment_flip: bool = False  # random horizontal flips of replayed samples (natural images)
+    augment_mixup: float = 0.0  # share of each batch blended with another sample, then relabelled by the teacher
 
     @property
     def augments(self) -> bool:
-        return self.augment_shift > 0 or self.augment_flip
+        return self.augment_shift > 0 or self.augment_flip or self.augment_mixup > 0
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Distiller:
             images = random_translate(images, cfg.augment_shift, self.rng)
             if cfg.augment_flip:
                 images = random_hflip(images, self.rng)
+            images = random_mixup(images, cfg.augment_mixup, self.rng)
             with torch.no_grad(), self._autocast():
                 t_logits = self.teacher(images).float()
         with self._autocast():

@@ -34,6 +34,7 @@ class SynthesisConfig:
     bn_weight: float = 10.0
     oh_weight: float = 0.5
     adv_weight: float = 1.0
+    tv_weight: float = 0.0  # total-variation image prior (DeepInversion), on the normalised images
     bn_momentum: float = 0.9  # mixing of batch BN statistics with earlier rounds'
     warmup_rounds: int = 5  # rounds without the adversarial term
 
@@ -53,6 +54,13 @@ def per_sample_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, te
     log_p_s = F.log_softmax(student_logits / temperature, dim=1)
     log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (a smoothness prior)."""
+    dy = (images[:, :, 1:, :] - images[:, :, :-1, :]).abs().mean()
+    dx = (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().mean()
+    return dx + dy
 
 
 @contextlib.contextmanager
@@ -125,6 +133,8 @@ class Synthesizer:
                     agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()
                     loss_adv = -(per_sample_kl(t_logits, s_logits) * agree).mean()
                 loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_oh + cfg.adv_weight * loss_adv
+                if cfg.tv_weight > 0:
+                    loss = loss + cfg.tv_weight * total_variation(images)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -46,6 +46,10 @@ class TaskSpec:
         """Load the train (``train=True``) or test split into memory."""
         return self.loader(data_root, train, download)
 
+    def __reduce__(self) -> tuple[Callable[[str], TaskSpec], tuple[str]]:
+        """Pickle by name (loaders are closures): another process looks the task up in its registry."""
+        return get_task, (self.name,)
+
 
 TASKS: dict[str, TaskSpec] = {}
 
