@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ssdkd_env.common.images import random_hflip, random_mixup, random_translate
+from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_translate
 
 
 def _one_hot_images(n: int) -> torch.Tensor:
@@ -46,3 +46,37 @@ def test_mixup_blends_a_chosen_share_of_images_convexly() -> None:
 def test_mixup_fraction_zero_is_identity() -> None:
     x = torch.randn(8, 3, 4, 4)
     assert torch.equal(random_mixup(x, 0.0, torch.Generator().manual_seed(0)), x)
+
+
+def test_affine_rotates_within_the_range_and_preserves_a_bar() -> None:
+    x = torch.zeros(200, 1, 33, 33)
+    x[:, :, 16, 6:27] = 1.0  # a horizontal bar through the centre
+    out = random_affine(x, 30.0, 0.0, torch.Generator().manual_seed(0))
+    ys, xs = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
+    w = out[:, 0]
+    mass = w.sum((1, 2))
+    cy, cx = (w * ys).sum((1, 2)) / mass, (w * xs).sum((1, 2)) / mass
+    mu20 = (w * (xs - cx[:, None, None]) ** 2).sum((1, 2))
+    mu02 = (w * (ys - cy[:, None, None]) ** 2).sum((1, 2))
+    mu11 = (w * (xs - cx[:, None, None]) * (ys - cy[:, None, None])).sum((1, 2))
+    angle = torch.rad2deg(0.5 * torch.atan2(2 * mu11, mu20 - mu02))
+    assert float(angle.abs().max()) <= 31.0 and float(angle.std()) > 10.0  # rotated, but not past 30 degrees
+    assert torch.allclose(mass, torch.full_like(mass, 21.0), rtol=0.1)  # rotation keeps the bar's area
+    assert torch.allclose(torch.stack([cy, cx], 1), torch.full((200, 2), 16.0), atol=0.2)  # about the centre
+
+
+def test_affine_scale_changes_size_and_identity_when_off() -> None:
+    x = torch.zeros(100, 1, 33, 33)
+    x[:, :, 16, 6:27] = 1.0
+    out = random_affine(x, 0.0, 0.4, torch.Generator().manual_seed(0))
+    length = (out[:, 0].sum(1) > 0.5).sum(1).float()  # columns the bar covers
+    assert float(length.min()) < 17 and float(length.max()) > 25  # factors in [0.6, 1.4] of 21 pixels
+    assert random_affine(x, 0.0, 0.0) is x
+
+
+def test_geometric_augmentations_repeat_the_background_at_the_edges() -> None:
+    """Normalised images have a non-zero background; padding must not paint a zero frame."""
+    background = torch.full((16, 1, 12, 12), -0.42)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.allclose(random_translate(background, 3, gen), background)
+    assert torch.allclose(random_affine(background, 45.0, 0.3, gen), background, atol=1e-6)

@@ -18,11 +18,13 @@ def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[f
 
 
 def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift each image by up to ``max_shift`` pixels in x and y (zero padding), in one gather."""
+    """Shift each image by up to ``max_shift`` pixels in x and y, in one gather.
+
+    Uncovered pixels repeat the edge (a zero pad would be the mean colour of normalised images)."""
     if max_shift <= 0:
         return x
     b, c, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4)
+    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
     span = 2 * max_shift + 1
     oy = torch.randint(span, (b,), generator=generator).to(x.device)
     ox = torch.randint(span, (b,), generator=generator).to(x.device)
@@ -36,6 +38,23 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> t
     """Flip a random half of the images horizontally."""
     flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def random_affine(
+    x: torch.Tensor, degrees: float, scale: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Rotate each image by up to ``degrees`` and rescale it by a factor in ``[1 - scale, 1 + scale]``
+    about its centre (bilinear; uncovered pixels repeat the edge), all in one ``grid_sample``."""
+    if degrees <= 0 and scale <= 0:
+        return x
+    b = x.shape[0]
+    angle = (torch.rand(b, generator=generator) * 2 - 1) * degrees * torch.pi / 180
+    factor = 1 + (torch.rand(b, generator=generator) * 2 - 1) * scale
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor  # output -> input coordinates
+    zero = torch.zeros(b)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def random_mixup(x: torch.Tensor, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:

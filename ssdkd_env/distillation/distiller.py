@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ssdkd_env.common.images import random_hflip, random_mixup, random_translate
+from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_translate
 from ssdkd_env.replay import BufferBatch
 from ssdkd_env.synthesis import per_sample_kl
 
@@ -25,11 +25,19 @@ class DistillerConfig:
     batch_size: int = 128
     augment_shift: int = 0  # random translation (pixels) of replayed samples; then relabelled by the teacher
     augment_flip: bool = False  # random horizontal flips of replayed samples (natural images)
+    augment_rotate: float = 0.0  # random rotation of replayed samples, up to this many degrees
+    augment_scale: float = 0.0  # random rescaling of replayed samples by a factor in [1 - s, 1 + s]
     augment_mixup: float = 0.0  # share of each batch blended with another sample, then relabelled by the teacher
 
     @property
     def augments(self) -> bool:
-        return self.augment_shift > 0 or self.augment_flip or self.augment_mixup > 0
+        return (
+            self.augment_shift > 0
+            or self.augment_flip
+            or self.augment_rotate > 0
+            or self.augment_scale > 0
+            or self.augment_mixup > 0
+        )
 
 
 @dataclass
@@ -86,6 +94,7 @@ class Distiller:
         temperature = cfg.temperature
         images, t_logits = batch.images, batch.teacher_logits
         if cfg.augments and self.teacher is not None:
+            images = random_affine(images, cfg.augment_rotate, cfg.augment_scale, self.rng)
             images = random_translate(images, cfg.augment_shift, self.rng)
             if cfg.augment_flip:
                 images = random_hflip(images, self.rng)
