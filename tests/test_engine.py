@@ -92,15 +92,50 @@ def test_probe_is_fixed_balanced_and_never_trained_on() -> None:
     assert torch.cdist(flat_probe, flat_buffer).min() > 1e-4
 
 
-def test_state_dict_resumes_the_same_trajectory() -> None:
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_state_dict_resumes_the_same_trajectory(ema_decay: float) -> None:
     task = get_task("digits")
     teacher = random_teacher()
-    full = DistillationEngine(tiny_config(), task, teacher, torch.device("cpu"), 5)
+    config = tiny_config(**{"distiller.ema_decay": ema_decay})
+    full = DistillationEngine(config, task, teacher, torch.device("cpu"), 5)
     rows_full = [full.run_round().as_dict() for _ in range(3)]
-    first = DistillationEngine(tiny_config(), task, teacher, torch.device("cpu"), 5)
+    first = DistillationEngine(config, task, teacher, torch.device("cpu"), 5)
     first.run_round()
     state = first.state_dict()
-    second = DistillationEngine(tiny_config(), task, teacher, torch.device("cpu"), 99)
+    second = DistillationEngine(config, task, teacher, torch.device("cpu"), 99)
     second.load_state_dict(state)
     rows_resumed = [second.run_round().as_dict() for _ in range(2)]
     assert rows_resumed == rows_full[1:]
+
+
+def test_ema_student_is_the_moving_average_of_the_weights() -> None:
+    """With ``ema_decay`` the run delivers and measures the average; the trained student is unchanged."""
+    task = get_task("digits")
+    decay = 0.75
+    engine = DistillationEngine(
+        tiny_config(**{"distiller.ema_decay": decay}), task, random_teacher(), torch.device("cpu"), 0
+    )
+    expected: list[torch.Tensor] | None = None
+    original_step = engine.distiller.step
+
+    def step_and_track(batch):  # type: ignore[no-untyped-def]
+        nonlocal expected
+        result = original_step(batch)
+        current = [p.detach().clone() for p in engine.student.parameters()]
+        expected = (
+            current
+            if expected is None
+            else [decay * e + (1 - decay) * c for e, c in zip(expected, current, strict=True)]
+        )
+        return result
+
+    engine.distiller.step = step_and_track  # type: ignore[method-assign]
+    engine.run_round()
+    engine.run_round()
+    delivered = list(engine.delivered_student.parameters())
+    assert expected is not None and engine.delivered_student is not engine.student
+    for avg, exp in zip(delivered, expected, strict=True):
+        assert torch.allclose(avg, exp, atol=1e-6)
+    assert not all(torch.equal(a, s) for a, s in zip(delivered, engine.student.parameters(), strict=True))
+    plain = DistillationEngine(tiny_config(), task, random_teacher(), torch.device("cpu"), 0)
+    assert plain.delivered_student is plain.student

@@ -167,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     assert env.engine is not None
     student_arch = env.engine.config.student_arch or task.student_arch
     save_model(
-        out / "student.pt", env.engine.student, card_for(task, student_arch, "student", env.engine.test_accuracy())
+        out / "student.pt",
+        env.engine.delivered_student,
+        card_for(task, student_arch, "student", env.engine.test_accuracy()),
     )
     frame = env_frame(env)
     if frame is not None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_translate
 from ssdkd_env.replay import BufferBatch
@@ -27,6 +28,7 @@ class DistillerConfig:
     augment_flip: bool = False  # random horizontal flips of replayed samples (natural images)
     augment_rotate: float = 0.0  # random rotation of replayed samples, up to this many degrees
     augment_scale: float = 0.0  # random rescaling of replayed samples by a factor in [1 - s, 1 + s]
+    ema_decay: float = 0.0  # > 0: the run delivers an exponential moving average of the student's weights
     augment_mixup: float = 0.0  # share of each batch blended with another sample, then relabelled by the teacher
 
     @property
@@ -81,6 +83,14 @@ class Distiller:
             self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
         )
         self.steps = 0
+        self.ema: AveragedModel | None = None
+        if config.ema_decay > 0:
+            self.ema = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+
+    @property
+    def delivered(self) -> nn.Module:
+        """The student the run delivers: the weight average when ``ema_decay > 0``, else the student."""
+        return self.student if self.ema is None else self.ema.module
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
@@ -112,14 +122,25 @@ class Distiller:
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.student)
         self.steps += 1
         agreement = (s_logits.argmax(1) == t_logits.argmax(1)).float().mean()
         return StepResult(kl.detach(), float(loss.detach()), float(kl.mean().detach()), float(agreement))
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "steps": self.steps}
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "steps": self.steps,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.steps = int(state["steps"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])

@@ -111,11 +111,16 @@ class DistillationEngine:
     def done(self) -> bool:
         return self.round >= self.config.rounds
 
+    @property
+    def delivered_student(self) -> nn.Module:
+        """The student this run delivers and measures (its weight average when ``ema_decay > 0``)."""
+        return self.distiller.delivered
+
     def test_accuracy(self) -> float | None:
         """The student's real test accuracy, when the task's test split was given."""
         if self.test_x is None or self.test_y is None:
             return None
-        return accuracy(self.student, self.test_x, self.test_y)
+        return accuracy(self.delivered_student, self.test_x, self.test_y)
 
     def run_round(self, action: RoundAction | None = None) -> RoundMetrics:
         """Synthesise, update the buffer, distil ``kd_steps`` steps and measure."""
@@ -141,7 +146,7 @@ class DistillationEngine:
         self.buffer.end_round()
         self.round += 1
 
-        probe = self.probe.measure(self.student)
+        probe = self.probe.measure(self.delivered_student)
         evaluate = self.done or (cfg.eval_every > 0 and self.round % cfg.eval_every == 0)
         steps = max(1, cfg.kd_steps)
         return RoundMetrics(

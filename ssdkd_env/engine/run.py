@@ -88,7 +88,9 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
 
     student_acc = engine.test_accuracy()
     save_model(
-        out / "student.pt", engine.student, card_for(spec.task, engine_arch(config, spec.task), "student", student_acc)
+        out / "student.pt",
+        engine.delivered_student,
+        card_for(spec.task, engine_arch(config, spec.task), "student", student_acc),
     )
     _figures(engine, log, out, spec.task)
     summary = {

@@ -114,7 +114,7 @@ class DistillationEnv(gym.Env):
             engine_config, self.task, self.teacher, self.device, episode_seed, self.test_set, self.probe
         )
         self._previous = np.zeros(len(self.mapper.bins))
-        initial_probe = self.engine.probe.measure(self.engine.student)
+        initial_probe = self.engine.probe.measure(self.engine.delivered_student)
         obs = observe(self.engine, None, self._previous, initial_probe)
         # Quality before any round is chance level (1/K) for every episode: a fresh student knows
         # nothing, and its measured agreement only reflects its random initialisation, which

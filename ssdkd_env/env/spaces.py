@@ -87,7 +87,7 @@ def observe(
     stats = engine.buffer.stats()
     rounds = max(1, engine.config.rounds)
     if metrics is None:
-        probe = probe or engine.probe.measure(engine.student)
+        probe = probe or engine.probe.measure(engine.delivered_student)
         batch_kl, batch_agreement, probe_kl, probe_agreement = 0.0, 0.0, probe.kl, probe.agreement
     else:
         batch_kl, batch_agreement = metrics.batch_kl, metrics.batch_agreement
