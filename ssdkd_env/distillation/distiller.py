@@ -28,8 +28,8 @@ class DistillerConfig:
     augment_flip: bool = False  # random horizontal flips of replayed samples (natural images)
     augment_rotate: float = 0.0  # random rotation of replayed samples, up to this many degrees
     augment_scale: float = 0.0  # random rescaling of replayed samples by a factor in [1 - s, 1 + s]
-    ema_decay: float = 0.0  # > 0: the run delivers an exponential moving average of the student's weights
     augment_mixup: float = 0.0  # share of each batch blended with another sample, then relabelled by the teacher
+    ema_decay: float = 0.0  # > 0: the run delivers an exponential moving average of the student's weights
 
     @property
     def augments(self) -> bool:
