@@ -11,6 +11,7 @@ import numpy as np
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import should_collect_more_steps
 
@@ -82,6 +83,16 @@ class SB3Agent(Agent):
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
         self.model = self.algorithm("MlpPolicy", env, seed=self.seed, device=device, **self.hyper)
+        self._log_in_memory()
+
+    def _log_in_memory(self) -> None:
+        """Keep SB3's logged values in memory (the losses are read from there).
+
+        Without a log destination SB3 makes a new empty temp folder at every ``learn``; a user
+        who asks for ``tensorboard_log`` or ``verbose`` output keeps SB3's own logger.
+        """
+        if self.hyper.get("tensorboard_log") is None and not self.hyper.get("verbose"):
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
 
     @classmethod
     def hyper_names(cls) -> set[str]:
@@ -107,6 +118,7 @@ class SB3Agent(Agent):
         if isinstance(self.model, OffPolicyAlgorithm) and (folder / REPLAY_FILE).is_file():
             self.model.load_replay_buffer(folder / REPLAY_FILE)
         self.num_steps = self.model.num_timesteps
+        self._log_in_memory()
 
 
 @register_agent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,12 @@ def test_registry_holds_every_agent() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(NAMES))
-def test_agent_learns_acts_saves_and_resumes(name: str, teacher: torch.nn.Module, tmp_path: Path) -> None:
+def test_agent_learns_acts_saves_and_resumes(
+    name: str, teacher: torch.nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where SB3 would drop its log folders
     env = agent_env(name, teacher)
     agent = make_agent(name, env, seed=0, **TINY_HYPER.get(name, {}))
     records: list[dict[str, Any]] = []
@@ -100,6 +106,7 @@ def test_agent_learns_acts_saves_and_resumes(name: str, teacher: torch.nn.Module
     assert more == []
     loaded.learn(8, more.append)  # continues counting from the checkpoint
     assert [r["step"] for r in more] == [7, 8] and loaded.num_steps == 8
+    assert list(scratch.iterdir()) == []  # nothing left in the temp folder
 
 
 @pytest.mark.parametrize("name", ["random", "reinforce", "ppo", "sac"])
