@@ -21,6 +21,29 @@ def tiny_env_file(path: Path, rounds: int = 3) -> Path:
     return path
 
 
+def train_reinforce_args(teacher: Path, env_file: Path, out: Path, total_steps: int, eval_episodes: int) -> list[str]:
+    """run_agent.py arguments that train the built-in REINFORCE agent on the tiny digits environment."""
+    return [
+        "--agent",
+        "reinforce",
+        "--task",
+        "digits",
+        "--teacher",
+        str(teacher),
+        "--config",
+        str(env_file),
+        "--total-steps",
+        str(total_steps),
+        "--eval-episodes",
+        str(eval_episodes),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+
+
 def script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "train" / name), *args], capture_output=True, text=True, timeout=timeout
@@ -30,26 +53,7 @@ def script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedPro
 def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
-    result = script(
-        "run_agent.py",
-        "--agent",
-        "reinforce",
-        "--task",
-        "digits",
-        "--teacher",
-        str(teacher),
-        "--config",
-        str(tiny_env_file(tmp_path / "env.json")),
-        "--total-steps",
-        "6",
-        "--eval-episodes",
-        "2",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--no-progress",
-    )
+    result = script("run_agent.py", *train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json"), out, 6, 2))
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["agent"] == "reinforce" and summary["task"] == "digits" and summary["total_steps"] == 6
@@ -74,25 +78,7 @@ def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
 def test_sigkill_then_resume_keeps_completed_work(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
-    args = [
-        "--agent",
-        "reinforce",
-        "--task",
-        "digits",
-        "--teacher",
-        str(teacher),
-        "--config",
-        str(tiny_env_file(tmp_path / "env.json")),
-        "--total-steps",
-        "45",
-        "--eval-episodes",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
+    args = train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json"), out, 45, 1)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "train" / "run_agent.py"), *args],
         stdout=subprocess.DEVNULL,
@@ -136,24 +122,7 @@ def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) ->
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     env_file = tiny_env_file(tmp_path / "env.json", rounds=2)
     run = tmp_path / "run"
-    trained = script(
-        "run_agent.py",
-        "--agent",
-        "reinforce",
-        "--teacher",
-        str(teacher),
-        "--config",
-        str(env_file),
-        "--total-steps",
-        "4",
-        "--eval-episodes",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        str(run),
-        "--no-progress",
-    )
+    trained = script("run_agent.py", *train_reinforce_args(teacher, env_file, run, 4, 1))
     assert trained.returncode == 0, trained.stderr
     out = tmp_path / "compare"
     result = script(
