@@ -92,11 +92,18 @@ def test_probe_is_fixed_balanced_and_never_trained_on() -> None:
     assert torch.cdist(flat_probe, flat_buffer).min() > 1e-4
 
 
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
-def test_state_dict_resumes_the_same_trajectory(ema_decay: float) -> None:
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"distiller.ema_decay": 0.9},
+        {"synthesis.generators": 2, "distiller.augment_shrink": 0.5},
+    ],
+)
+def test_state_dict_resumes_the_same_trajectory(overrides: dict[str, object]) -> None:
     task = get_task("digits")
     teacher = random_teacher()
-    config = tiny_config(**{"distiller.ema_decay": ema_decay})
+    config = tiny_config(**overrides)
     full = DistillationEngine(config, task, teacher, torch.device("cpu"), 5)
     rows_full = [full.run_round().as_dict() for _ in range(3)]
     first = DistillationEngine(config, task, teacher, torch.device("cpu"), 5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_translate
+from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_shrink, random_translate
 
 
 def _one_hot_images(n: int) -> torch.Tensor:
@@ -80,3 +80,21 @@ def test_geometric_augmentations_repeat_the_background_at_the_edges() -> None:
     gen = torch.Generator().manual_seed(0)
     assert torch.allclose(random_translate(background, 3, gen), background)
     assert torch.allclose(random_affine(background, 45.0, 0.3, gen), background, atol=1e-6)
+
+
+def test_shrink_puts_a_smaller_copy_inside_the_frame_on_the_darkest_value() -> None:
+    n, size = 200, 32
+    x = torch.full((n, 1, size, size), 1.0)  # a bright image on a dark (-0.5) one-pixel border
+    x[:, :, 0, :] = x[:, :, -1, :] = x[:, :, :, 0] = x[:, :, :, -1] = -0.5
+    out = random_shrink(x, 0.5, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert float(out.min()) >= -0.5 - 1e-6 and float(out.max()) <= 1.0 + 1e-6  # nothing outside the range
+    bright = (out[:, 0] > 0.9).float()
+    side = bright.sum(1).amax(1)  # widest bright row per image
+    assert float(side.min()) < 0.6 * size and float(side.max()) > 0.85 * size  # factors in [0.5, 1]
+    dark_share = (out < -0.5 + 1e-5).float().mean((1, 2, 3))
+    assert float(dark_share.mean()) > float((x < -0.4).float().mean()) + 0.2  # the freed area is background
+    rows = bright.amax(2).nonzero()[:, 1].float()
+    centres = torch.zeros(n).index_add_(0, bright.amax(2).nonzero()[:, 0], rows) / bright.amax(2).sum(1)
+    assert float(centres.std()) > 1.0  # placed at varying positions
+    assert random_shrink(x, 0.0) is x

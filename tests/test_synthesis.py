@@ -9,7 +9,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssdkd_env.synthesis import BNStatsLoss, diversity_class_probs, draw_targets, focal_cross_entropy
+from ssdkd_env.synthesis import (
+    BNStatsLoss,
+    SynthesisConfig,
+    Synthesizer,
+    diversity_class_probs,
+    draw_targets,
+    focal_cross_entropy,
+)
 from ssdkd_env.synthesis.synthesizer import total_variation
 
 
@@ -115,3 +122,17 @@ def test_total_variation_is_zero_for_flat_images_and_counts_edges() -> None:
     assert float(total_variation(torch.full((2, 1, 5, 5), 0.7))) == 0.0
     checker = (torch.arange(6).view(6, 1) + torch.arange(6).view(1, 6)) % 2
     assert float(total_variation(checker.float().view(1, 1, 6, 6))) == 2.0  # every neighbour differs by 1
+
+
+def test_meta_generators_take_turns() -> None:
+    """With ``generators = 3`` round r moves meta-generator r % 3 and leaves the others as they were."""
+    teacher = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
+    config = SynthesisConfig(nz=8, ngf=4, g_steps=1, generators=3)
+    synth = Synthesizer(teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator())
+    assert len(synth.metas) == 3
+    for round_index in range(4):
+        before = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
+        synth.synthesize(6, torch.zeros(5), round_index, 0.0, 0.0)
+        after = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
+        moved = [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
+        assert moved == [i == round_index % 3 for i in range(3)]

@@ -57,6 +57,24 @@ def random_affine(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def random_shrink(x: torch.Tensor, min_scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shrink each image by a factor in ``[min_scale, 1]`` and place it at a random position on a
+    background of its own darkest value (an object on an empty background), in one ``grid_sample``."""
+    if min_scale <= 0 or min_scale >= 1:
+        return x
+    b = x.shape[0]
+    factor = min_scale + torch.rand(b, generator=generator) * (1 - min_scale)
+    centre = (torch.rand(b, 2, generator=generator) * 2 - 1) * (1 - factor)[:, None]  # stays inside the frame
+    zero = torch.zeros(b)
+    inv = 1 / factor
+    theta = torch.stack(
+        [torch.stack([inv, zero, -centre[:, 0] * inv], 1), torch.stack([zero, inv, -centre[:, 1] * inv], 1)], 1
+    )
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    background = x.amin(dim=(1, 2, 3), keepdim=True)
+    return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
+
+
 def random_mixup(x: torch.Tensor, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Blend a random ``fraction`` of the images with another image of the batch.
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_translate
+from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_shrink, random_translate
 from ssdkd_env.replay import BufferBatch
 from ssdkd_env.synthesis import per_sample_kl
 
@@ -28,6 +28,7 @@ class DistillerConfig:
     augment_flip: bool = False  # random horizontal flips of replayed samples (natural images)
     augment_rotate: float = 0.0  # random rotation of replayed samples, up to this many degrees
     augment_scale: float = 0.0  # random rescaling of replayed samples by a factor in [1 - s, 1 + s]
+    augment_shrink: float = 0.0  # > 0: shrink replayed samples by a factor in [s, 1] onto their darkest value
     augment_mixup: float = 0.0  # share of each batch blended with another sample, then relabelled by the teacher
     ema_decay: float = 0.0  # > 0: the run delivers an exponential moving average of the student's weights
 
@@ -39,6 +40,7 @@ class DistillerConfig:
             or self.augment_rotate > 0
             or self.augment_scale > 0
             or self.augment_mixup > 0
+            or self.augment_shrink > 0
         )
 
 
@@ -106,6 +108,7 @@ class Distiller:
         if cfg.augments and self.teacher is not None:
             images = random_affine(images, cfg.augment_rotate, cfg.augment_scale, self.rng)
             images = random_translate(images, cfg.augment_shift, self.rng)
+            images = random_shrink(images, cfg.augment_shrink, self.rng)
             if cfg.augment_flip:
                 images = random_hflip(images, self.rng)
             images = random_mixup(images, cfg.augment_mixup, self.rng)

@@ -101,8 +101,8 @@ def replace_nested(config: EngineConfig, **changes: Any) -> EngineConfig:
     return EngineConfig.from_dict(data)
 
 
-# BN-free LeNet-5 teachers: deeper inversion (10 steps) with a small generator that adapts fast,
-# shift and mixup augmentation relabelled by the teacher (measured in BENCHMARKS.md).
+# BN-free LeNet-5 teachers: deeper inversion (10 steps) with four small generators taking turns,
+# shift, shrink and mixup augmentation relabelled by the teacher (measured in BENCHMARKS.md).
 _LENET_DEFAULTS: dict[str, Any] = {
     "rounds": 60,
     "kd_steps": 200,
@@ -112,9 +112,11 @@ _LENET_DEFAULTS: dict[str, Any] = {
     "distiller.batch_size": 256,
     "distiller.lr": 0.05,
     "distiller.augment_shift": 2,
+    "distiller.augment_shrink": 0.5,
     "distiller.augment_mixup": 0.5,
     "synthesis.g_steps": 10,
     "synthesis.ngf": 8,
+    "synthesis.generators": 4,
 }
 
 # Per-task defaults (dotted keys). Anything not named keeps the dataclass default.

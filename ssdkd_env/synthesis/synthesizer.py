@@ -31,6 +31,7 @@ class SynthesisConfig:
     lr_g: float = 5e-3  # generator copy learning rate (Adam, betas 0.5/0.999)
     lr_z: float = 1.5e-2  # latent learning rate
     meta_lr: float = 1e-2  # Reptile step of the meta-generator
+    generators: int = 1  # meta-generators taking turns round by round (each settles on its own styles)
     bn_weight: float = 10.0
     oh_weight: float = 0.5
     adv_weight: float = 1.0
@@ -97,9 +98,14 @@ class Synthesizer:
         self.config = config
         self.device = device
         self.rng = rng
-        self.meta = Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std).to(device)
-        self.fast = copy.deepcopy(self.meta)
-        self.meta_optimizer = torch.optim.Adam(self.meta.parameters(), lr=config.meta_lr, betas=(0.5, 0.999))
+        self.metas = [
+            Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std).to(device)
+            for _ in range(max(1, config.generators))
+        ]
+        self.fast = copy.deepcopy(self.metas[0])
+        self.meta_optimizers = [
+            torch.optim.Adam(meta.parameters(), lr=config.meta_lr, betas=(0.5, 0.999)) for meta in self.metas
+        ]
         self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0])
 
     def synthesize(
@@ -114,7 +120,8 @@ class Synthesizer:
         cfg = self.config
         targets = draw_targets(diversity_class_probs(class_counts, diversity), n, self.rng)
         z = torch.randn(n, cfg.nz, generator=self.rng).to(self.device).requires_grad_(True)
-        self.fast.load_state_dict(self.meta.state_dict())
+        turn = round_index % len(self.metas)
+        self.fast.load_state_dict(self.metas[turn].state_dict())
         self.fast.train()
         optimizer = torch.optim.Adam(
             [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}], lr=cfg.lr_g, betas=(0.5, 0.999)
@@ -139,7 +146,7 @@ class Synthesizer:
                 loss.backward()
                 optimizer.step()
         self.bn_loss.commit()
-        self._meta_step()
+        self._meta_step(turn)
         return SynthesisResult(
             images=images.detach(),
             targets=targets,
@@ -151,23 +158,27 @@ class Synthesizer:
         """Remove the hooks this synthesizer put on the teacher."""
         self.bn_loss.remove()
 
-    def _meta_step(self) -> None:
-        """First-order meta update: move the meta-generator towards the optimised copy."""
-        self.meta_optimizer.zero_grad(set_to_none=True)
-        for meta_p, fast_p in zip(self.meta.parameters(), self.fast.parameters(), strict=True):
+    def _meta_step(self, turn: int) -> None:
+        """First-order meta update: move the meta-generator of this turn towards the optimised copy."""
+        optimizer = self.meta_optimizers[turn]
+        optimizer.zero_grad(set_to_none=True)
+        for meta_p, fast_p in zip(self.metas[turn].parameters(), self.fast.parameters(), strict=True):
             meta_p.grad = meta_p.detach() - fast_p.detach()
-        self.meta_optimizer.step()
+        optimizer.step()
 
     def state_dict(self) -> dict:
         """Generator, meta-optimiser and BN-momentum state for checkpoints."""
         return {
-            "meta": self.meta.state_dict(),
-            "meta_optimizer": self.meta_optimizer.state_dict(),
+            "metas": [meta.state_dict() for meta in self.metas],
+            "meta_optimizers": [optimizer.state_dict() for optimizer in self.meta_optimizers],
             "bn_buffers": [(m.mean_buffer, m.var_buffer) for m in self.bn_loss.matchers],
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.meta.load_state_dict(state["meta"])
-        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        for meta, optimizer, meta_state, optimizer_state in zip(
+            self.metas, self.meta_optimizers, state["metas"], state["meta_optimizers"], strict=True
+        ):
+            meta.load_state_dict(meta_state)
+            optimizer.load_state_dict(optimizer_state)
         for matcher, (mean, var) in zip(self.bn_loss.matchers, state["bn_buffers"], strict=True):
             matcher.mean_buffer, matcher.var_buffer = mean, var
