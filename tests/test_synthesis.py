@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssdkd_env.errors import UserError
 from ssdkd_env.synthesis import (
     BNStatsLoss,
     SynthesisConfig,
@@ -136,3 +137,7 @@ def test_meta_generators_take_turns() -> None:
         after = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
         moved = [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
         assert moved == [i == round_index % 3 for i in range(3)]
+    with pytest.raises(UserError, match="generators must be at least 1"):
+        Synthesizer(
+            teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), SynthesisConfig(generators=0), torch.device("cpu"), None
+        )

@@ -3,6 +3,7 @@
 Each round a copy of the meta-generator and fresh latents are optimised for a few steps
 against the teacher (BN statistics, class targets, teacher–student disagreement); the
 meta-generator then takes a first-order (Reptile) meta step towards the optimised copy.
+Several meta-generators may take turns, one per round.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssdkd_env.errors import UserError
 from ssdkd_env.models import Generator
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
@@ -98,9 +100,11 @@ class Synthesizer:
         self.config = config
         self.device = device
         self.rng = rng
+        if config.generators < 1:
+            raise UserError(f"synthesis.generators must be at least 1, got {config.generators}")
         self.metas = [
             Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std).to(device)
-            for _ in range(max(1, config.generators))
+            for _ in range(config.generators)
         ]
         self.fast = copy.deepcopy(self.metas[0])
         self.meta_optimizers = [
