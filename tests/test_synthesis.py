@@ -131,12 +131,24 @@ def test_meta_generators_take_turns() -> None:
     config = SynthesisConfig(nz=8, ngf=4, g_steps=1, generators=3)
     synth = Synthesizer(teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator())
     assert len(synth.metas) == 3
+    round0_mean: torch.Tensor | None = None
     for round_index in range(4):
         before = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
+        stats_before = [buffers[0][0] for buffers in synth.bn_buffers]
         synth.synthesize(6, torch.zeros(5), round_index, 0.0, 0.0)
         after = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
         moved = [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
         assert moved == [i == round_index % 3 for i in range(3)]
+        # and only that generator's BN-momentum buffer took in the round's statistics
+        stats_moved = [b is not a[0][0] for b, a in zip(stats_before, synth.bn_buffers, strict=True)]
+        assert stats_moved == moved
+        if round_index == 0:
+            round0_mean = synth.bn_buffers[0][0][0]
+    # round 3 mixed generator 0's buffer with its own round-0 statistics, not with round 2's
+    last_batch = synth.bn_loss.matchers[0].batch_mean
+    assert round0_mean is not None and last_batch is not None
+    expected = config.bn_momentum * round0_mean + (1 - config.bn_momentum) * last_batch
+    assert torch.allclose(synth.bn_buffers[0][0][0], expected)
     with pytest.raises(UserError, match="generators must be at least 1"):
         Synthesizer(
             teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), SynthesisConfig(generators=0), torch.device("cpu"), None

@@ -111,6 +111,10 @@ class Synthesizer:
             torch.optim.Adam(meta.parameters(), lr=config.meta_lr, betas=(0.5, 0.999)) for meta in self.metas
         ]
         self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0])
+        # each meta-generator matches the statistics against its own momentum buffers
+        self.bn_buffers: list[list[tuple[torch.Tensor | None, torch.Tensor | None]]] = [
+            [(None, None) for _ in self.bn_loss.matchers] for _ in self.metas
+        ]
 
     def synthesize(
         self, n: int, class_counts: torch.Tensor, round_index: int, diversity: float, difficulty_gamma: float
@@ -126,6 +130,8 @@ class Synthesizer:
         z = torch.randn(n, cfg.nz, generator=self.rng).to(self.device).requires_grad_(True)
         turn = round_index % len(self.metas)
         self.fast.load_state_dict(self.metas[turn].state_dict())
+        for matcher, (mean, var) in zip(self.bn_loss.matchers, self.bn_buffers[turn], strict=True):
+            matcher.mean_buffer, matcher.var_buffer = mean, var
         self.fast.train()
         optimizer = torch.optim.Adam(
             [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}], lr=cfg.lr_g, betas=(0.5, 0.999)
@@ -150,6 +156,7 @@ class Synthesizer:
                 loss.backward()
                 optimizer.step()
         self.bn_loss.commit()
+        self.bn_buffers[turn] = [(m.mean_buffer, m.var_buffer) for m in self.bn_loss.matchers]
         self._meta_step(turn)
         return SynthesisResult(
             images=images.detach(),
@@ -175,7 +182,7 @@ class Synthesizer:
         return {
             "metas": [meta.state_dict() for meta in self.metas],
             "meta_optimizers": [optimizer.state_dict() for optimizer in self.meta_optimizers],
-            "bn_buffers": [(m.mean_buffer, m.var_buffer) for m in self.bn_loss.matchers],
+            "bn_buffers": self.bn_buffers,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -184,5 +191,6 @@ class Synthesizer:
         ):
             meta.load_state_dict(meta_state)
             optimizer.load_state_dict(optimizer_state)
-        for matcher, (mean, var) in zip(self.bn_loss.matchers, state["bn_buffers"], strict=True):
-            matcher.mean_buffer, matcher.var_buffer = mean, var
+        if len(state["bn_buffers"]) != len(self.metas):
+            raise ValueError("the checkpoint holds BN-momentum buffers for a different number of generators")
+        self.bn_buffers = [[(mean, var) for mean, var in per_generator] for per_generator in state["bn_buffers"]]
