@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from helpers import TINY, nested, saved_random_teacher
 from test_train_teacher import assert_one_line_error
 
@@ -112,3 +113,20 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
         mnist_teacher, build_model("lenet5_half", 10, 1), card_for(get_task("mnist"), "lenet5_half", "teacher", 0.9)
     )
     assert_one_line_error(distill("--teacher", str(mnist_teacher)), "for task 'mnist', not 'digits'")
+
+
+def test_resume_from_another_versions_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
+    """A state.pt whose engine state does not fit today's engine (here: the single-generator layout
+    of earlier versions) is refused in one line, and the run's files are left alone."""
+    teacher = saved_random_teacher(tmp_path / "teacher.pt")
+    config = tiny_config_file(tmp_path / "tiny.json")
+    common = ["--task", "digits", "--teacher", str(teacher), "--config", str(config), "--out", str(tmp_path / "run")]
+    assert distill(*common, "--checkpoint-every", "1").returncode == 0
+    state_path = tmp_path / "run" / "state.pt"
+    state = torch.load(state_path, weights_only=False)
+    synth = state["engine"]["synthesizer"]
+    synth["meta"], synth["meta_optimizer"] = synth.pop("metas")[0], synth.pop("meta_optimizers")[0]
+    torch.save(state, state_path)
+    metrics_before = (tmp_path / "run" / "metrics.csv").read_text()
+    assert_one_line_error(distill(*common, "--resume"), "--resume", "does not fit", "delete it")
+    assert (tmp_path / "run" / "metrics.csv").read_text() == metrics_before

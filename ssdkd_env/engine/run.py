@@ -58,8 +58,14 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
     log = RunLog(out, "distill", resume=spec.resume)
     if spec.resume:
         state = load_resume_state(out)
-        engine.load_state_dict(state["engine"])
-        elapsed_before = float(state["wall_time_s"])
+        try:
+            engine.load_state_dict(state["engine"])
+            elapsed_before = float(state["wall_time_s"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:  # another version's or shape's state
+            raise UserError(
+                f"--resume: {out / STATE_FILE} does not fit this version of the run ({type(exc).__name__}: {exc}); "
+                "delete it to start afresh"
+            ) from None
         log.truncate(engine.round)
     write_json(out / "config.json", {"seed": spec.seed, **config.to_dict()})
     start = time.perf_counter()

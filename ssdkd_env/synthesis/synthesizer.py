@@ -191,6 +191,4 @@ class Synthesizer:
         ):
             meta.load_state_dict(meta_state)
             optimizer.load_state_dict(optimizer_state)
-        if len(state["bn_buffers"]) != len(self.metas):
-            raise ValueError("the checkpoint holds BN-momentum buffers for a different number of generators")
-        self.bn_buffers = [[(mean, var) for mean, var in per_generator] for per_generator in state["bn_buffers"]]
+        self.bn_buffers = [list(per_generator) for per_generator in state["bn_buffers"]]
