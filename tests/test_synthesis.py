@@ -64,6 +64,29 @@ def test_bn_momentum_mixes_earlier_rounds() -> None:
     assert float(loss.value()) > 2.0
 
 
+def test_inactive_bn_loss_observes_only_inside_observing() -> None:
+    model, _ = bn_model()
+    loss = BNStatsLoss(model, active=False)
+    model(torch.randn(8, 3, 4, 4) + 3)  # e.g. a relabelling pass: not observed
+    assert loss.matchers[0].batch_mean is None and float(loss.value()) == 0.0
+    with loss.observing():
+        model(torch.randn(8, 3, 4, 4) + 3)
+    observed = loss.matchers[0].batch_mean
+    assert observed is not None and float(loss.value()) > 2.0
+    model(torch.randn(8, 3, 4, 4))  # inactive again: the observed statistics stay
+    assert loss.matchers[0].batch_mean is observed and not loss.active
+
+
+def test_synthesizer_statistics_ignore_teacher_passes_between_rounds() -> None:
+    teacher = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
+    config = SynthesisConfig(nz=8, ngf=4, g_steps=1)
+    synth = Synthesizer(teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator())
+    synth.synthesize(6, torch.zeros(5), 0, 0.0, 0.0)
+    last_batch = synth.bn_loss.matchers[0].batch_mean
+    teacher(torch.randn(32, 1, 8, 8) * 5)  # the distiller relabelling a batch
+    assert synth.bn_loss.matchers[0].batch_mean is last_batch
+
+
 def test_teacher_without_bn_matches_the_normalised_input_statistics() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
     with warnings.catch_warnings(record=True) as caught:

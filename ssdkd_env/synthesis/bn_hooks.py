@@ -7,7 +7,9 @@ prior replaces the BN term, with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
@@ -52,9 +54,17 @@ class StatsMatcher:
 
 
 class BNStatsLoss:
-    """Sum of statistics distances over every BatchNorm layer of a model (or its input prior)."""
+    """Sum of statistics distances over every BatchNorm layer of a model (or its input prior).
 
-    def __init__(self, model: nn.Module, momentum: float = 0.9, input_channels: int | None = None) -> None:
+    The hooks observe only while ``active``: an owner that also runs the model for other work
+    (relabelling, evaluation) builds it inactive and observes inside :meth:`observing`, so those
+    passes pay nothing for the statistics.
+    """
+
+    def __init__(
+        self, model: nn.Module, momentum: float = 0.9, input_channels: int | None = None, active: bool = True
+    ) -> None:
+        self.active = active
         layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         layers = [m for m in layers if m.running_mean is not None and m.running_var is not None]
         self.matchers: list[StatsMatcher] = []
@@ -62,7 +72,7 @@ class BNStatsLoss:
         for bn in layers:
             matcher = StatsMatcher(bn.running_mean, bn.running_var, momentum)
             self.matchers.append(matcher)
-            self.handles.append(bn.register_forward_hook(lambda _m, inputs, _o, s=matcher: s.observe(inputs[0])))
+            self.handles.append(bn.register_forward_hook(lambda _m, inputs, _o, s=matcher: self._observe(s, inputs[0])))
         self.uses_input_prior = not layers and input_channels is not None
         if not layers:
             fallback = (
@@ -80,7 +90,22 @@ class BNStatsLoss:
                 momentum,
             )
             self.matchers.append(matcher)
-            self.handles.append(model.register_forward_pre_hook(lambda _m, inputs, s=matcher: s.observe(inputs[0])))
+            self.handles.append(
+                model.register_forward_pre_hook(lambda _m, inputs, s=matcher: self._observe(s, inputs[0]))
+            )
+
+    def _observe(self, matcher: StatsMatcher, x: torch.Tensor) -> None:
+        if self.active:
+            matcher.observe(x)
+
+    @contextlib.contextmanager
+    def observing(self) -> Iterator[None]:
+        """Observe the statistics of the forward passes inside this block."""
+        was_active, self.active = self.active, True
+        try:
+            yield
+        finally:
+            self.active = was_active
 
     @property
     def enabled(self) -> bool:

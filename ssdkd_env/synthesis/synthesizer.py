@@ -110,7 +110,7 @@ class Synthesizer:
         self.meta_optimizers = [
             torch.optim.Adam(meta.parameters(), lr=config.meta_lr, betas=(0.5, 0.999)) for meta in self.metas
         ]
-        self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0])
+        self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0], active=False)
         # each meta-generator matches the statistics against its own momentum buffers
         self.bn_buffers: list[list[tuple[torch.Tensor | None, torch.Tensor | None]]] = [
             [(None, None) for _ in self.bn_loss.matchers] for _ in self.metas
@@ -137,7 +137,7 @@ class Synthesizer:
             [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}], lr=cfg.lr_g, betas=(0.5, 0.999)
         )
         use_adv = self.student is not None and cfg.adv_weight > 0 and round_index >= cfg.warmup_rounds
-        with _frozen(self.student):
+        with _frozen(self.student), self.bn_loss.observing():
             for _ in range(cfg.g_steps):
                 images = self.fast(z)
                 t_logits = self.teacher(images)
