@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 
+MomentumBuffer = tuple[torch.Tensor | None, torch.Tensor | None]
+
 
 class StatsMatcher:
     """Distance between the statistics of observed activations and target (running) statistics.
@@ -106,6 +108,16 @@ class BNStatsLoss:
             yield
         finally:
             self.active = was_active
+
+    @property
+    def momentum_buffers(self) -> list[MomentumBuffer]:
+        """Each matcher's (mean, var) momentum buffer; ``(None, None)`` before its first commit."""
+        return [(m.mean_buffer, m.var_buffer) for m in self.matchers]
+
+    @momentum_buffers.setter
+    def momentum_buffers(self, buffers: list[MomentumBuffer]) -> None:
+        for matcher, (mean, var) in zip(self.matchers, buffers, strict=True):
+            matcher.mean_buffer, matcher.var_buffer = mean, var
 
     @property
     def enabled(self) -> bool:

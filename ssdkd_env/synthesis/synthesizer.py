@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ssdkd_env.errors import UserError
 from ssdkd_env.models import Generator
-from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
+from ssdkd_env.synthesis.bn_hooks import BNStatsLoss, MomentumBuffer
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
 
 
@@ -112,9 +112,7 @@ class Synthesizer:
         ]
         self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0], active=False)
         # each meta-generator matches the statistics against its own momentum buffers
-        self.bn_buffers: list[list[tuple[torch.Tensor | None, torch.Tensor | None]]] = [
-            [(None, None) for _ in self.bn_loss.matchers] for _ in self.metas
-        ]
+        self.bn_buffers: list[list[MomentumBuffer]] = [self.bn_loss.momentum_buffers for _ in self.metas]
 
     def synthesize(
         self, n: int, class_counts: torch.Tensor, round_index: int, diversity: float, difficulty_gamma: float
@@ -130,8 +128,7 @@ class Synthesizer:
         z = torch.randn(n, cfg.nz, generator=self.rng).to(self.device).requires_grad_(True)
         turn = round_index % len(self.metas)
         self.fast.load_state_dict(self.metas[turn].state_dict())
-        for matcher, (mean, var) in zip(self.bn_loss.matchers, self.bn_buffers[turn], strict=True):
-            matcher.mean_buffer, matcher.var_buffer = mean, var
+        self.bn_loss.momentum_buffers = self.bn_buffers[turn]
         self.fast.train()
         optimizer = torch.optim.Adam(
             [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}], lr=cfg.lr_g, betas=(0.5, 0.999)
@@ -156,7 +153,7 @@ class Synthesizer:
                 loss.backward()
                 optimizer.step()
         self.bn_loss.commit()
-        self.bn_buffers[turn] = [(m.mean_buffer, m.var_buffer) for m in self.bn_loss.matchers]
+        self.bn_buffers[turn] = self.bn_loss.momentum_buffers
         self._meta_step(turn)
         return SynthesisResult(
             images=images.detach(),
