@@ -8,6 +8,7 @@ from helpers import random_teacher, tiny_config
 
 from ssdkd_env.engine import METHODS, DistillationEngine, make_config
 from ssdkd_env.errors import UserError
+from ssdkd_env.models import build_model, init_from_teacher
 from ssdkd_env.tasks import get_task
 
 
@@ -146,3 +147,17 @@ def test_ema_student_is_the_moving_average_of_the_weights() -> None:
     assert not all(torch.equal(a, s) for a, s in zip(delivered, engine.student.parameters(), strict=True))
     plain = DistillationEngine(tiny_config(), task, random_teacher(), torch.device("cpu"), 0)
     assert plain.delivered_student is plain.student
+
+
+def test_student_init_teacher_starts_from_the_pruned_teacher() -> None:
+    task = get_task("digits")
+    teacher = random_teacher("cnn")
+    engine = DistillationEngine(tiny_config(student_init="teacher"), task, teacher, torch.device("cpu"), 0)
+    expected = build_model("cnn_half", task.num_classes, task.input_shape[0])
+    init_from_teacher(expected, teacher)
+    for p, q in zip(engine.student.parameters(), expected.parameters(), strict=True):
+        assert torch.equal(p, q)
+    random_start = DistillationEngine(tiny_config(), task, teacher, torch.device("cpu"), 0)
+    assert not torch.equal(next(random_start.student.parameters()), next(expected.parameters()))
+    with pytest.raises(UserError, match="student_init"):
+        DistillationEngine(tiny_config(student_init="pretrained"), task, teacher, torch.device("cpu"), 0)

@@ -14,6 +14,7 @@ from ssdkd_env.models import (
     build_model,
     count_parameters,
     get_model_entry,
+    init_from_teacher,
     is_compatible,
     list_models,
     register_model,
@@ -183,3 +184,57 @@ def test_generator_tanh_bn_is_batch_normalised() -> None:
 def test_generator_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Generator(nz=8, **kwargs)
+
+
+def _zero_channels(layer: nn.Module, drop: torch.Tensor) -> None:
+    """Zero the output channels ``drop`` of a conv/linear layer (weights and bias)."""
+    with torch.no_grad():
+        layer.weight[drop] = 0
+        if layer.bias is not None:
+            layer.bias[drop] = 0
+
+
+@pytest.mark.parametrize(
+    ("teacher_arch", "student_arch", "shape"), [("lenet5", "lenet5_half", (1, 32, 32)), ("cnn", "cnn_half", (1, 8, 8))]
+)
+def test_teacher_init_keeps_the_strongest_channels(
+    teacher_arch: str, student_arch: str, shape: tuple[int, int, int]
+) -> None:
+    """A teacher whose dropped channels are zero computes exactly what its width-pruned copy computes."""
+    torch.manual_seed(0)
+    teacher = build_model(teacher_arch, 10, shape[0]).eval()
+    student = build_model(student_arch, 10, shape[0]).eval()
+    t_layers = [m for m in teacher.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:-1]  # every layer but the head
+    s_layers = [m for m in student.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:-1]
+    t_bns = [m for m in teacher.modules() if isinstance(m, nn.BatchNorm2d)] or [None] * len(t_layers)
+    kept = []
+    for t_layer, s_layer, bn in zip(t_layers, s_layers, t_bns, strict=True):
+        n_out, n_keep = t_layer.weight.shape[0], s_layer.weight.shape[0]
+        order = torch.randperm(n_out)
+        keep, drop = order[:n_keep].sort().values, order[n_keep:]
+        _zero_channels(t_layer, drop)
+        with torch.no_grad():
+            t_layer.weight[keep] += torch.sign(t_layer.weight[keep]) * 0.01  # kept filters never tie at zero
+            if bn is not None:  # a zeroed channel stays zero through BN and ReLU
+                bn.weight[drop] = 0
+                bn.bias[drop] = 0
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+        kept.append(keep)
+    init_from_teacher(student, teacher)
+    torch.testing.assert_close(s_layers[0].weight, t_layers[0].weight[kept[0]])
+    x = torch.randn(16, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(student(x), teacher(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("teacher_arch", "student_arch"),
+    [("resnet34", "resnet18"), ("wrn40_2", "wrn16_1"), ("vgg11", "vgg8"), ("lenet5", "cnn_half")],
+)
+def test_teacher_init_refuses_pairs_it_cannot_slice(teacher_arch: str, student_arch: str) -> None:
+    teacher, student = build_model(teacher_arch, 10, 3), build_model(student_arch, 10, 3)
+    before = [p.clone() for p in student.parameters()]
+    with pytest.raises(UserError, match="student_init=teacher"):
+        init_from_teacher(student, teacher)
+    assert all(torch.equal(p, q) for p, q in zip(before, student.parameters(), strict=True))

@@ -11,12 +11,15 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ssdkd_env.distillation import DistillerConfig
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.replay import EVICTION_RULES, EvictionRule
 from ssdkd_env.synthesis import SynthesisConfig
+
+StudentInit = Literal["random", "teacher"]
+STUDENT_INITS: tuple[StudentInit, ...] = ("random", "teacher")
 
 
 @dataclass
@@ -45,6 +48,7 @@ class EngineConfig:
     method: str = "ssdkd"
     task: str = "digits"
     student_arch: str | None = None  # None: the task's default student
+    student_init: StudentInit = "random"  # "teacher": start as a width-pruned copy of the teacher
     rounds: int = 60
     kd_steps: int = 25  # distillation steps per round
     buffer_size: int = 2000

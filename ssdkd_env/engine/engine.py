@@ -14,8 +14,9 @@ import torch.nn as nn
 
 from ssdkd_env.common.images import accuracy, normalize_uint8, predict_logits
 from ssdkd_env.distillation import Distiller, ProbeSet, build_probe
-from ssdkd_env.engine.config import EngineConfig, RoundAction
-from ssdkd_env.models import build_model
+from ssdkd_env.engine.config import STUDENT_INITS, EngineConfig, RoundAction
+from ssdkd_env.errors import UserError
+from ssdkd_env.models import build_model, init_from_teacher
 from ssdkd_env.replay import ReplayBuffer
 from ssdkd_env.synthesis import Synthesizer, per_sample_kl
 from ssdkd_env.tasks import LabeledImages, TaskSpec
@@ -77,7 +78,12 @@ class DistillationEngine:
             )
         self.probe = probe
         arch = config.student_arch or task.student_arch
-        self.student = build_model(arch, task.num_classes, task.input_shape[0]).to(device)
+        self.student = build_model(arch, task.num_classes, task.input_shape[0])
+        if config.student_init not in STUDENT_INITS:
+            raise UserError(f"unknown student_init '{config.student_init}'; valid: {', '.join(STUDENT_INITS)}")
+        if config.student_init == "teacher":
+            init_from_teacher(self.student, self.teacher)
+        self.student.to(device)
         per_round = config.action.synth_budget
         capacity = config.rounds * per_round if config.grow_only else config.buffer_size
         self.buffer = ReplayBuffer(capacity, task.input_shape, task.num_classes, device)

@@ -15,6 +15,7 @@ from ssdkd_env.models.registry import (
     list_models,
     register_model,
 )
+from ssdkd_env.models.slicing import init_from_teacher
 
 __all__ = [
     "Classifier",
@@ -23,6 +24,7 @@ __all__ = [
     "build_model",
     "count_parameters",
     "get_model_entry",
+    "init_from_teacher",
     "is_compatible",
     "list_models",
     "register_model",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor, nn
 
 
@@ -13,6 +15,9 @@ class Classifier(nn.Module):
     """
 
     head: nn.Linear
+    # True for feed-forward chains without skip connections: a narrower student of the same
+    # class can then start as a width-pruned copy of the teacher (models/slicing.py)
+    plain_chain: ClassVar[bool] = False
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Penultimate feature vector of shape ``[B, D]``."""

@@ -22,6 +22,8 @@ def conv_bn_relu(in_ch: int, out_ch: int) -> list[nn.Module]:
 class SmallCNN(Classifier):
     """Three conv-BN-ReLU layers of widths ``w, 2w, 4w`` with one 2x2 max-pool."""
 
+    plain_chain = True
+
     def __init__(self, num_classes: int, in_channels: int, width: int) -> None:
         super().__init__()
         self.features = nn.Sequential(

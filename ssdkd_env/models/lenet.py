@@ -16,6 +16,8 @@ class LeNet5(Classifier):
     produces a 1x1 map, so the flattened feature has exactly ``c3`` values.
     """
 
+    plain_chain = True
+
     def __init__(
         self,
         num_classes: int,

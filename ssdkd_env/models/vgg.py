@@ -29,6 +29,8 @@ VGG11_STAGES: tuple[tuple[int, ...], ...] = ((64,), (128,), (256, 256), (512, 51
 class VGG(Classifier):
     """Conv stages separated by 2x2 max-pools, global average pool, 3-layer FC classifier."""
 
+    plain_chain = True
+
     def __init__(self, stages: Sequence[Sequence[int]], num_classes: int, in_channels: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []

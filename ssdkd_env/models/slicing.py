@@ -1,0 +1,79 @@
+"""Initialise a narrow student from its teacher's weights: a width-pruned copy of the teacher.
+
+The student must be the teacher's architecture with fewer channels per layer (LeNet-5 ->
+LeNet-5-half, ``cnn`` -> ``cnn_half``). Layer by layer, the student keeps the teacher's output
+channels with the largest L1 filter norm (Li et al., "Pruning Filters for Efficient ConvNets"),
+restricted to the input channels the previous layer kept. Only the teacher's weights are used,
+so the initialisation is data-free.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ssdkd_env.errors import UserError
+from ssdkd_env.models.base import Classifier
+
+_WEIGHTED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+
+
+def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
+
+
+def _check_pair(student: nn.Module, teacher: nn.Module) -> None:
+    name = type(student).__name__
+    if type(student) is not type(teacher) or not isinstance(student, Classifier) or not student.plain_chain:
+        raise UserError(
+            f"student_init=teacher needs a student that is a narrower copy of a plain feed-forward teacher "
+            f"(LeNet-5, the digits CNN, VGG); got teacher {type(teacher).__name__} and student {name}"
+        )
+    kinds = [type(m) for m in _weighted_layers(student)]
+    if kinds != [type(m) for m in _weighted_layers(teacher)]:
+        raise UserError(f"student_init=teacher: the {name} student and teacher differ in depth")
+
+
+def _input_index(keep: torch.Tensor, teacher_in: int, channels: int) -> torch.Tensor:
+    """Teacher input columns of the kept channels; a flattened ``[C, H, W]`` map repeats each channel."""
+    if teacher_in % channels:
+        raise UserError(f"student_init=teacher: {teacher_in} inputs do not split into {channels} channels")
+    per_channel = teacher_in // channels
+    return (keep[:, None] * per_channel + torch.arange(per_channel)).flatten()
+
+
+@torch.no_grad()
+def init_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
+    """Overwrite ``student``'s weights with a width-pruned copy of ``teacher``'s (in place).
+
+    Raises :class:`UserError` when the student is not a narrower copy of a plain feed-forward
+    teacher (residual networks are not supported: their channel choices would have to agree
+    across every skip connection).
+    """
+    _check_pair(student, teacher)
+    keep: torch.Tensor | None = None  # teacher channels the previous layer kept
+    teacher_channels = 0
+    for s_layer, t_layer in zip(_weighted_layers(student), _weighted_layers(teacher), strict=True):
+        if isinstance(t_layer, nn.BatchNorm2d):
+            assert isinstance(s_layer, nn.BatchNorm2d) and keep is not None
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                s_tensor, t_tensor = getattr(s_layer, name), getattr(t_layer, name)
+                if s_tensor is not None and t_tensor is not None:
+                    s_tensor.copy_(t_tensor.detach().cpu()[keep])
+            s_layer.num_batches_tracked.copy_(t_layer.num_batches_tracked)
+            continue
+        weight = t_layer.weight.detach().cpu()
+        if keep is not None:
+            weight = weight[:, _input_index(keep, weight.shape[1], teacher_channels)]
+        n_out = s_layer.weight.shape[0]
+        if n_out > weight.shape[0] or weight.shape[1:] != s_layer.weight.shape[1:]:
+            raise UserError(
+                f"student_init=teacher: student layer {tuple(s_layer.weight.shape)} does not fit "
+                f"inside teacher layer {tuple(t_layer.weight.shape)}"
+            )
+        norms = weight.flatten(1).abs().sum(1)
+        keep = norms.topk(n_out).indices.sort().values
+        teacher_channels = weight.shape[0]
+        s_layer.weight.copy_(weight[keep])
+        if s_layer.bias is not None and t_layer.bias is not None:
+            s_layer.bias.copy_(t_layer.bias.detach().cpu()[keep])
