@@ -113,6 +113,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
         mnist_teacher, build_model("lenet5_half", 10, 1), card_for(get_task("mnist"), "lenet5_half", "teacher", 0.9)
     )
     assert_one_line_error(distill("--teacher", str(mnist_teacher)), "for task 'mnist', not 'digits'")
+    # MNIST's default student starts from the teacher's weights, which needs a LeNet-5 teacher
+    cnn_teacher = tmp_path / "mnist_cnn.pt"
+    save_model(cnn_teacher, build_model("cnn", 10, 1), card_for(get_task("mnist"), "cnn", "teacher", 0.9))
+    assert_one_line_error(
+        distill("--task", "mnist", "--teacher", str(cnn_teacher)), "student_init=teacher", "--set student_init=random"
+    )
 
 
 def test_resume_from_another_versions_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:

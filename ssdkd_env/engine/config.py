@@ -105,9 +105,11 @@ def replace_nested(config: EngineConfig, **changes: Any) -> EngineConfig:
     return EngineConfig.from_dict(data)
 
 
-# BN-free LeNet-5 teachers: deeper inversion (10 steps) with four small generators taking turns,
-# shift, shrink and mixup augmentation relabelled by the teacher (measured in BENCHMARKS.md).
+# BN-free LeNet-5 teachers: the student starts as a width-pruned copy of the teacher; deeper
+# inversion (10 steps) with four small generators taking turns; shift, shrink and mixup
+# augmentation relabelled by the teacher (measured in BENCHMARKS.md).
 _LENET_DEFAULTS: dict[str, Any] = {
+    "student_init": "teacher",
     "rounds": 60,
     "kd_steps": 200,
     "buffer_size": 6000,

@@ -16,7 +16,7 @@ from ssdkd_env.common.images import accuracy, normalize_uint8, predict_logits
 from ssdkd_env.distillation import Distiller, ProbeSet, build_probe
 from ssdkd_env.engine.config import STUDENT_INITS, EngineConfig, RoundAction
 from ssdkd_env.errors import UserError
-from ssdkd_env.models import build_model, init_from_teacher
+from ssdkd_env.models import build_model, check_teacher_init_pair, init_from_teacher
 from ssdkd_env.replay import ReplayBuffer
 from ssdkd_env.synthesis import Synthesizer, per_sample_kl
 from ssdkd_env.tasks import LabeledImages, TaskSpec
@@ -66,6 +66,12 @@ class DistillationEngine:
         self.rng = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.teacher = teacher.to(device).eval().requires_grad_(False)
+        arch = config.student_arch or task.student_arch
+        if config.student_init not in STUDENT_INITS:
+            raise UserError(f"unknown student_init '{config.student_init}'; valid: {', '.join(STUDENT_INITS)}")
+        if config.student_init == "teacher":  # fail before the probe's inversion, leaving the RNG untouched
+            with torch.random.fork_rng(devices=[]):
+                check_teacher_init_pair(build_model(arch, task.num_classes, task.input_shape[0]), self.teacher)
         if probe is None:
             probe = build_probe(
                 self.teacher,
@@ -77,10 +83,7 @@ class DistillationEngine:
                 seed + PROBE_SEED_OFFSET,
             )
         self.probe = probe
-        arch = config.student_arch or task.student_arch
         self.student = build_model(arch, task.num_classes, task.input_shape[0])
-        if config.student_init not in STUDENT_INITS:
-            raise UserError(f"unknown student_init '{config.student_init}'; valid: {', '.join(STUDENT_INITS)}")
         if config.student_init == "teacher":
             init_from_teacher(self.student, self.teacher)
         self.student.to(device)

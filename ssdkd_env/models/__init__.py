@@ -15,13 +15,14 @@ from ssdkd_env.models.registry import (
     list_models,
     register_model,
 )
-from ssdkd_env.models.slicing import init_from_teacher
+from ssdkd_env.models.slicing import check_teacher_init_pair, init_from_teacher
 
 __all__ = [
     "Classifier",
     "Generator",
     "ModelEntry",
     "build_model",
+    "check_teacher_init_pair",
     "count_parameters",
     "get_model_entry",
     "init_from_teacher",

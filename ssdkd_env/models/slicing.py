@@ -22,12 +22,14 @@ def _weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
 
 
-def _check_pair(student: nn.Module, teacher: nn.Module) -> None:
+def check_teacher_init_pair(student: nn.Module, teacher: nn.Module) -> None:
+    """Raise :class:`UserError` unless :func:`init_from_teacher` can initialise ``student`` from ``teacher``."""
     name = type(student).__name__
     if type(student) is not type(teacher) or not isinstance(student, Classifier) or not student.plain_chain:
         raise UserError(
             f"student_init=teacher needs a student that is a narrower copy of a plain feed-forward teacher "
-            f"(LeNet-5, the digits CNN, VGG); got teacher {type(teacher).__name__} and student {name}"
+            f"(LeNet-5, the digits CNN, VGG); got teacher {type(teacher).__name__} and student {name}. "
+            "Use --set student_init=random"
         )
     kinds = [type(m) for m in _weighted_layers(student)]
     if kinds != [type(m) for m in _weighted_layers(teacher)]:
@@ -50,7 +52,7 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
     teacher (residual networks are not supported: their channel choices would have to agree
     across every skip connection).
     """
-    _check_pair(student, teacher)
+    check_teacher_init_pair(student, teacher)
     keep: torch.Tensor | None = None  # teacher channels the previous layer kept
     teacher_channels = 0
     for s_layer, t_layer in zip(_weighted_layers(student), _weighted_layers(teacher), strict=True):
