@@ -230,7 +230,7 @@ def test_teacher_init_keeps_the_strongest_channels(
 
 @pytest.mark.parametrize(
     ("teacher_arch", "student_arch"),
-    [("resnet34", "resnet18"), ("wrn40_2", "wrn16_1"), ("vgg11", "vgg8"), ("lenet5", "cnn_half")],
+    [("resnet34", "resnet18"), ("wrn40_2", "wrn16_1"), ("vgg11", "vgg8"), ("lenet5", "cnn_half"), ("cnn_half", "cnn")],
 )
 def test_teacher_init_refuses_pairs_it_cannot_slice(teacher_arch: str, student_arch: str) -> None:
     teacher, student = build_model(teacher_arch, 10, 3), build_model(student_arch, 10, 3)

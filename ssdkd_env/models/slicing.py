@@ -22,20 +22,6 @@ def _weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
 
 
-def check_teacher_init_pair(student: nn.Module, teacher: nn.Module) -> None:
-    """Raise :class:`UserError` unless :func:`init_from_teacher` can initialise ``student`` from ``teacher``."""
-    name = type(student).__name__
-    if type(student) is not type(teacher) or not isinstance(student, Classifier) or not student.plain_chain:
-        raise UserError(
-            f"student_init=teacher needs a student that is a narrower copy of a plain feed-forward teacher "
-            f"(LeNet-5, the digits CNN, VGG); got teacher {type(teacher).__name__} and student {name}. "
-            "Use --set student_init=random"
-        )
-    kinds = [type(m) for m in _weighted_layers(student)]
-    if kinds != [type(m) for m in _weighted_layers(teacher)]:
-        raise UserError(f"student_init=teacher: the {name} student and teacher differ in depth")
-
-
 def _input_index(keep: torch.Tensor, teacher_in: int, channels: int) -> torch.Tensor:
     """Teacher input columns of the kept channels; a flattened ``[C, H, W]`` map repeats each channel."""
     if teacher_in % channels:
@@ -44,25 +30,30 @@ def _input_index(keep: torch.Tensor, teacher_in: int, channels: int) -> torch.Te
     return (keep[:, None] * per_channel + torch.arange(per_channel)).flatten()
 
 
-@torch.no_grad()
-def init_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
-    """Overwrite ``student``'s weights with a width-pruned copy of ``teacher``'s (in place).
-
-    Raises :class:`UserError` when the student is not a narrower copy of a plain feed-forward
-    teacher (residual networks are not supported: their channel choices would have to agree
-    across every skip connection).
-    """
-    check_teacher_init_pair(student, teacher)
+def _copy_plan(student: nn.Module, teacher: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every student tensor with the teacher values it receives; a :class:`UserError` when the pair
+    does not fit. Nothing is written, so a refused pair leaves the student as it was."""
+    name = type(student).__name__
+    if type(student) is not type(teacher) or not isinstance(student, Classifier) or not student.plain_chain:
+        raise UserError(
+            f"student_init=teacher needs a student that is a narrower copy of a plain feed-forward teacher "
+            f"(LeNet-5, the digits CNN, VGG); got teacher {type(teacher).__name__} and student {name}. "
+            "Use --set student_init=random"
+        )
+    s_layers, t_layers = _weighted_layers(student), _weighted_layers(teacher)
+    if [type(m) for m in s_layers] != [type(m) for m in t_layers]:
+        raise UserError(f"student_init=teacher: the {name} student and teacher differ in depth")
+    plan: list[tuple[torch.Tensor, torch.Tensor]] = []
     keep: torch.Tensor | None = None  # teacher channels the previous layer kept
     teacher_channels = 0
-    for s_layer, t_layer in zip(_weighted_layers(student), _weighted_layers(teacher), strict=True):
+    for s_layer, t_layer in zip(s_layers, t_layers, strict=True):
         if isinstance(t_layer, nn.BatchNorm2d):
-            assert isinstance(s_layer, nn.BatchNorm2d) and keep is not None
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                s_tensor, t_tensor = getattr(s_layer, name), getattr(t_layer, name)
+            assert keep is not None  # a BN layer follows a conv
+            for tensor in ("weight", "bias", "running_mean", "running_var"):
+                s_tensor, t_tensor = getattr(s_layer, tensor), getattr(t_layer, tensor)
                 if s_tensor is not None and t_tensor is not None:
-                    s_tensor.copy_(t_tensor.detach().cpu()[keep])
-            s_layer.num_batches_tracked.copy_(t_layer.num_batches_tracked)
+                    plan.append((s_tensor, t_tensor.detach().cpu()[keep]))
+            plan.append((s_layer.num_batches_tracked, t_layer.num_batches_tracked.cpu()))
             continue
         weight = t_layer.weight.detach().cpu()
         if keep is not None:
@@ -73,9 +64,32 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
                 f"student_init=teacher: student layer {tuple(s_layer.weight.shape)} does not fit "
                 f"inside teacher layer {tuple(t_layer.weight.shape)}"
             )
-        norms = weight.flatten(1).abs().sum(1)
-        keep = norms.topk(n_out).indices.sort().values
+        keep = weight.flatten(1).abs().sum(1).topk(n_out).indices.sort().values
         teacher_channels = weight.shape[0]
-        s_layer.weight.copy_(weight[keep])
+        plan.append((s_layer.weight, weight[keep]))
         if s_layer.bias is not None and t_layer.bias is not None:
-            s_layer.bias.copy_(t_layer.bias.detach().cpu()[keep])
+            plan.append((s_layer.bias, t_layer.bias.detach().cpu()[keep]))
+    for s_tensor, values in plan:
+        if s_tensor.shape != values.shape:
+            raise UserError(
+                f"student_init=teacher: a {name} student tensor of shape {tuple(s_tensor.shape)} "
+                f"cannot take the teacher's {tuple(values.shape)}"
+            )
+    return plan
+
+
+def check_teacher_init_pair(student: nn.Module, teacher: nn.Module) -> None:
+    """Raise :class:`UserError` unless :func:`init_from_teacher` can initialise ``student`` from ``teacher``."""
+    _copy_plan(student, teacher)
+
+
+@torch.no_grad()
+def init_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
+    """Overwrite ``student``'s weights with a width-pruned copy of ``teacher``'s (in place).
+
+    Raises :class:`UserError`, leaving the student unchanged, when the student is not a narrower
+    copy of a plain feed-forward teacher (residual networks are not supported: their channel
+    choices would have to agree across every skip connection).
+    """
+    for s_tensor, values in _copy_plan(student, teacher):
+        s_tensor.copy_(values)
