@@ -6,7 +6,7 @@ from Stable-Baselines3: ``ppo``, ``a2c``, ``dqn``, ``sac``, ``td3``.
 
 Build the environment with the agent's preferred action form, then learn::
 
-    env = DistillationEnv(task="digits", action_mode=preferred_action_mode("ppo"))
+    env = make_env(task="digits", action_mode=preferred_action_mode("ppo"), train_teacher=True)
     agent = make_agent("ppo", env, seed=0)
     agent.learn(total_steps=1000, callback=lambda record: print(record["step"], record["reward"]))
     agent.save(Path("runs/ppo"))

@@ -22,9 +22,9 @@ TINY_DIGITS: dict[str, object] = {
 }
 """Engine overrides of the tiny digits variant."""
 
-register(id="SSDKD-v0", entry_point="ssdkd_env.env:DistillationEnv")
+register(id="SSDKD-v0", entry_point="ssdkd_env.env:make_env")
 register(
     id="SSDKD-Digits-Tiny-v0",
-    entry_point="ssdkd_env.env:DistillationEnv",
+    entry_point="ssdkd_env.env:make_env",
     kwargs={"task": "digits", "device": "cpu", **TINY_DIGITS},
 )

@@ -94,7 +94,8 @@ def load_model(
             f"{path} was made for {card.num_classes} classes and input {card.input_shape}, "
             f"but task '{spec.name}' has {spec.num_classes} classes and input {spec.input_shape}"
         )
-    model = build_model(card.arch, card.num_classes, card.input_shape[0])
+    # weights come from the file: a throwaway generator keeps the global RNG untouched
+    model = build_model(card.arch, card.num_classes, card.input_shape[0], generator=torch.Generator())
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -30,12 +30,19 @@ def obtain_teacher(
     download: bool,
     device: torch.device,
     progress: bool = True,
+    train: bool = True,
 ) -> tuple[nn.Module, ModelCard]:
     """Load ``teacher_path``; else the cached teacher of the task's default architecture,
-    training it first when the task's data can be had."""
+    training it first (only with ``train=True``) when the task's data can be had."""
     if teacher_path is not None:
         return load_model(teacher_path, task=task.name, role="teacher", device=device)
     cached = default_teacher_dir(task.name, task.teacher_arch) / "teacher.pt"
+    if not cached.is_file() and not train:
+        raise UserError(
+            f"no cached teacher for task '{task.name}' ({cached}): pass a teacher checkpoint, train one with "
+            f"python train/train_teacher.py --task {task.name}, or build the environment with "
+            "ssdkd_env.env.make_env(..., train_teacher=True)"
+        )
     if not cached.is_file():
         if task.needs_data_root and data_root is None and not download:
             raise no_teacher_error(task)

@@ -57,3 +57,32 @@ def saved_random_teacher(path: Path, arch: str = "cnn_half") -> Path:
     task = get_task("digits")
     save_model(path, random_teacher(arch), card_for(task, arch, "teacher", 0.5))
     return path
+
+
+# Runs a train/ script exactly as `python SCRIPT ARGS` would, except that the process sends itself
+# SIGKILL inside the KILL_ROUND-th engine round it runs: after the round's work, before it is logged
+# or checkpointed. A deterministic kill point for the resume tests.
+# Usage: python -c KILL_DRIVER KILL_ROUND SCRIPT ARGS...
+KILL_DRIVER = """
+import os, runpy, signal, sys
+
+from ssdkd_env.engine.engine import DistillationEngine
+
+kill_round, script, *argv = sys.argv[1:]
+original = DistillationEngine.run_round
+calls = 0
+
+
+def run_round(self, *args, **kwargs):
+    global calls
+    metrics = original(self, *args, **kwargs)
+    calls += 1
+    if calls == int(kill_round):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return metrics
+
+
+DistillationEngine.run_round = run_round
+sys.argv, sys.path[0] = [script, *argv], os.path.dirname(script)
+runpy.run_path(script, run_name="__main__")
+"""

@@ -16,7 +16,7 @@ from helpers import TINY, random_teacher
 
 from agents import AGENTS, list_agents, load_agent, make_agent, preferred_action_mode
 from agents.builtin.random_agent import RandomAgent
-from ssdkd_env.env import DistillationEnv
+from ssdkd_env.env import make_env
 from ssdkd_env.errors import UserError
 
 NAMES = {"random", "fixed", "ssdkd", "uniform", "ucb", "reinforce", "ppo", "a2c", "dqn", "sac", "td3"}
@@ -45,11 +45,12 @@ def teacher() -> torch.nn.Module:
     return random_teacher()
 
 
-def tiny_env(teacher: torch.nn.Module, **kwargs: Any) -> DistillationEnv:
-    return DistillationEnv(teacher_model=teacher, task="digits", device="cpu", **{**TINY, **kwargs})
+def tiny_env(teacher: torch.nn.Module, **kwargs: Any) -> Any:
+    """The canonical environment, or a discrete form of it (``action_mode``), as make_env builds it."""
+    return make_env(teacher_model=teacher, task="digits", device="cpu", **{**TINY, **kwargs})
 
 
-def agent_env(name: str, teacher: torch.nn.Module) -> DistillationEnv:
+def agent_env(name: str, teacher: torch.nn.Module) -> Any:
     return tiny_env(teacher, action_mode=preferred_action_mode(name))
 
 
@@ -135,17 +136,21 @@ def test_ssdkd_and_uniform_decode_to_the_configured_decisions(teacher: torch.nn.
 
     discrete = tiny_env(teacher, action_mode="multi_discrete")
     np.testing.assert_array_equal(make_agent("ssdkd", discrete).act(obs), discrete.default_action())
+    snapped = env.decode_action(discrete.action(discrete.default_action()))
+    # the 3-point grid holds SSD-KD's eviction rule and phi (mid-range) exactly; alpha, beta and the budget snap
+    assert (snapped.eviction, snapped.diversity, snapped.difficulty) == ("lowest", 1.0, 2.0)
 
 
 def test_fixed_agent_takes_the_given_action(teacher: torch.nn.Module) -> None:
     env = tiny_env(teacher)
-    action = [1.0, -1.0, 0.0, 0.5, 0.9, -1.0]
+    action = [1.0, -1.0, 0.0, -0.5, 0.5, 0.9, -1.0]
     agent = make_agent("fixed", env, action=action)
-    np.testing.assert_allclose(agent.act(np.zeros(38, np.float32)), action)
-    decision = env.decode_action(agent.act(np.zeros(38, np.float32)))
+    np.testing.assert_allclose(agent.act(np.zeros(39, np.float32)), action)
+    decision = env.decode_action(agent.act(np.zeros(39, np.float32)))
     assert (decision.alpha, decision.beta, decision.replace_fraction) == (2.0, 0.0, 0.375)
+    assert (decision.diversity, decision.difficulty) == (1.0, 1.0)
     assert (decision.eviction, decision.synth_budget) == ("class", 8)
-    with pytest.raises(UserError, match="6 numbers"):
+    with pytest.raises(UserError, match="7 numbers"):
         make_agent("fixed", env, action=[0.0, 2.0])
 
 
@@ -212,11 +217,12 @@ def test_ucb_plays_every_arm_once_before_repeating(teacher: torch.nn.Module) -> 
     agent.learn(n + 1)
     assert agent.counts.sum() == n + 1 and agent.counts.max() == 2
     best = int(np.argmax(agent.means))
-    assert agent.act(np.zeros(38, np.float32)) == agent.arms[best]
+    assert agent.act(np.zeros(39, np.float32)) == agent.arms[best]
 
     continuous = make_agent("ucb", tiny_env(teacher))
     np.testing.assert_array_equal(continuous.arms[0], continuous.env.default_action())
-    assert len(continuous.arms) == 11  # phi_mix 0.5 and eviction "lowest" are already the default
+    # diversity 1 and difficulty 2 (the middle of their ranges) and eviction "lowest" are already the default
+    assert len(continuous.arms) == 13
 
 
 @pytest.mark.parametrize(("n_steps", "updates"), [(3, 2), (4, 1)])

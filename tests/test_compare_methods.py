@@ -1,12 +1,18 @@
-"""train/compare_methods.py: the method × seed table, parallel jobs and --resume."""
+"""train/compare_methods.py: the method × seed table, parallel jobs, --resume, and workers that
+never outlive the parent."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from helpers import TINY, saved_random_teacher
 from test_train_teacher import assert_one_line_error
 
@@ -24,6 +30,7 @@ def compare(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: Path) -> None:
     teacher = str(saved_random_teacher(tmp_path / "teacher.pt"))
     out = tmp_path / "cmp"
@@ -36,8 +43,12 @@ def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: P
     assert all(r["method"] == m and r["rounds"] == TINY["rounds"] for m in runs for r in runs[m])
     assert "| fast | 2 |" in (out / "results.md").read_text()
 
-    # a second call with --resume reuses the finished runs; a changed config reruns them
+    # a second call without --resume refuses to run over the finished runs
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")}
+    assert_one_line_error(compare(*common), "--resume", str(out), "ssdkd-s0")
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")} == stamps
+
+    # with --resume it reuses the finished runs; a changed config reruns them
     again = compare(*common, "--resume")
     assert again.returncode == 0, again.stderr
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")} == stamps
@@ -48,5 +59,129 @@ def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: P
     assert json.loads((out / "fast-s1" / "summary.json").read_text())["kd_steps"] == 2 * TINY["rounds"]
 
 
+@pytest.mark.slow
 def test_bad_jobs_is_a_one_line_error(tmp_path: Path) -> None:
     assert_one_line_error(compare("--jobs", "0", "--out", str(tmp_path)), "--jobs")
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_in_out_needs_resume(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    (out / "fast-s1").mkdir(parents=True)
+    (out / "fast-s1" / "state.pt").write_bytes(b"checkpoint")
+    result = compare("--methods", "ssdkd,fast", "--seeds", "0-1", "--out", str(out))
+    assert_one_line_error(result, "already holds runs (fast-s1)", "--resume")
+    assert (out / "fast-s1" / "state.pt").read_bytes() == b"checkpoint"
+    assert sorted(p.name for p in out.iterdir()) == ["fast-s1"]
+
+
+# --------------------------------------------------------------------------------------------
+# stopping: no worker outlives the parent (Linux: read from /proc)
+
+
+def process_start(pid: int) -> tuple[str, int] | None:
+    """(state, start time) of a process from /proc/PID/stat, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return fields[0], int(fields[19])  # state, starttime
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The child processes of ``pid`` and their command lines."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                children[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return children
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def start_long_comparison(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """Two tiny digits runs of 100,000 rounds, two workers: still running whenever the test acts."""
+    teacher = str(saved_random_teacher(tmp_path / "teacher.pt"))
+    out, log = tmp_path / "cmp", tmp_path / "stderr.txt"
+    sets = [arg for key, value in {**TINY, "rounds": 100_000}.items() for arg in ("--set", f"{key}={value}")]
+    cmd = [sys.executable, str(SCRIPT), "--task", "digits", "--teacher", teacher, "--methods", "ssdkd"]
+    cmd += ["--seeds", "0,1", "--jobs", "2", "--out", str(out), *sets, "--no-progress", "--device", "cpu"]
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+    return proc, out, log
+
+
+def running_workers(proc: subprocess.Popen[bytes], out: Path) -> dict[int, tuple[str, int] | None]:
+    """Wait until both workers have started their runs; their pids (and start times, against pid reuse)."""
+    workers: dict[int, str] = {}
+
+    def both_running() -> bool:
+        assert proc.poll() is None, "compare_methods.py ended early"
+        workers.clear()
+        workers.update({p: c for p, c in children_of(proc.pid).items() if "spawn_main" in c})
+        return len(workers) == 2 and all((out / f"ssdkd-s{s}" / "config.json").is_file() for s in (0, 1))
+
+    wait_until(both_running, "both workers to start their runs")
+    return {pid: process_start(pid) for pid in workers}
+
+
+def assert_all_gone(workers: dict[int, tuple[str, int] | None]) -> None:
+    def gone(pid: int, start: tuple[str, int] | None) -> bool:
+        now = process_start(pid)
+        if now is None or start is None or now[1] != start[1]:  # exited (its pid free or taken by another)
+            return True
+        return now[0] == "Z"  # exited, not yet reaped
+
+    wait_until(lambda: all(gone(pid, start) for pid, start in workers.items()), "the workers to exit", timeout=15)
+
+
+def kill_leftovers(proc: subprocess.Popen[bytes], workers: dict[int, tuple[str, int] | None]) -> None:
+    """Never leave a process behind, whatever the test found."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pid, start in workers.items():
+        now = process_start(pid)
+        if now is not None and start is not None and now[1] == start[1]:
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_sigterm_to_the_parent_stops_every_worker(tmp_path: Path) -> None:
+    proc, out, log = start_long_comparison(tmp_path)
+    workers: dict[int, tuple[str, int] | None] = {}
+    try:
+        workers = running_workers(proc, out)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        assert_all_gone(workers)
+        assert "error: terminated" in log.read_text()
+        assert not (out / "results.json").exists()
+    finally:
+        kill_leftovers(proc, workers)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_die_with_a_parent_killed_outright(tmp_path: Path) -> None:
+    proc, out, _ = start_long_comparison(tmp_path)
+    workers: dict[int, tuple[str, int] | None] = {}
+    try:
+        workers = running_workers(proc, out)
+        proc.send_signal(signal.SIGKILL)  # no handler runs: the kernel ends the workers
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+        assert_all_gone(workers)
+    finally:
+        kill_leftovers(proc, workers)

@@ -40,14 +40,14 @@ def test_round_bookkeeping() -> None:
     assert len(engine.probe) == 16 and probe_cost >= 16
     assert [r["synthetic_samples"] for r in rows] == [probe_cost + 32, probe_cost + 64, probe_cost + 96]
     assert [r["kd_steps"] for r in rows] == [3, 6, 9]
-    assert engine.buffer.size == 64
+    assert engine.memory.size == 64
     assert all(0.0 <= r["probe_agreement"] <= 1.0 and r["test_acc"] is not None for r in rows)
     assert rows[0]["loss_adv"] == 0.0 and rows[-1]["loss_adv"] <= 0.0  # adversarial term after warm-up
 
 
 def test_partial_update_replaces_only_the_fraction() -> None:
     _, engine = run_engine(seed=0, **{"action.replace_fraction": 0.25})
-    births = engine.buffer.birth_round[: engine.buffer.size]
+    births = engine.memory.birth_round[: engine.memory.size]
     # rounds 0 and 1 fill the 64 slots (32 each); round 2 may overwrite only round(0.25 * 64) = 16
     assert int((births == 2).sum()) == 16
     assert int((births < 2).sum()) == 64 - 16
@@ -55,7 +55,7 @@ def test_partial_update_replaces_only_the_fraction() -> None:
 
 def test_grow_only_pool_keeps_everything() -> None:
     _, engine = run_engine(seed=0, method="ssdkd-grow")
-    assert engine.buffer.capacity == 3 * 32 and engine.buffer.size == 3 * 32
+    assert engine.memory.capacity == 3 * 32 and engine.memory.size == 3 * 32
 
 
 def test_presets_change_what_they_name() -> None:
@@ -65,7 +65,7 @@ def test_presets_change_what_they_name() -> None:
     uniform = make_config("digits", "ssdkd-uniform").action
     assert uniform.alpha == 0.0 and uniform.beta == 0.0
     fast = make_config("digits", "fast")
-    assert fast.grow_only and fast.action.alpha == 0.0 and fast.action.diversity == 0.0
+    assert fast.memory == "pool" and fast.action.alpha == 0.0 and fast.action.diversity == 0.0
     assert base.action.alpha > 0 and base.action.diversity > 0 and base.action.difficulty > 0
     assert set(METHODS) >= {"ssdkd", "fast"}
 
@@ -89,7 +89,7 @@ def test_probe_is_fixed_balanced_and_never_trained_on() -> None:
     assert torch.equal(same.probe.images, probe.images)
     # no probe image is in the training buffer
     flat_probe = probe.images.flatten(1)
-    flat_buffer = engine.buffer.images[: engine.buffer.size].flatten(1)
+    flat_buffer = engine.memory.images[: engine.memory.size].flatten(1)
     assert torch.cdist(flat_probe, flat_buffer).min() > 1e-4
 
 

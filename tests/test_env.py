@@ -13,17 +13,27 @@ from helpers import TINY, random_teacher
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import ssdkd_env  # noqa: F401  (registers the environments)
-from ssdkd_env.engine import DistillationEngine, make_config
-from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig, observation_fields
+from ssdkd_env.engine import make_config
+from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig, make_env, observation_fields
 from ssdkd_env.errors import UserError
+from ssdkd_env.replay import ReplayBuffer
 from ssdkd_env.tasks import get_task
+from ssdkd_env.teachers import obtain_teacher
 
 
 def tiny_env(**kwargs: object) -> DistillationEnv:
     return DistillationEnv(teacher_model=random_teacher(), task="digits", device="cpu", **{**TINY, **kwargs})
 
 
+def test_building_an_env_never_trains_a_teacher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSDKD_ENV_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(UserError, match="train_teacher=True"):
+        gym.make("SSDKD-Digits-Tiny-v0")
+    assert not (tmp_path / "empty-cache").exists()
+
+
 def test_registered_tiny_variant_passes_both_env_checkers() -> None:
+    obtain_teacher(get_task("digits"), None, None, False, torch.device("cpu"), progress=False, train=True)
     env = gym.make("SSDKD-Digits-Tiny-v0")
     gym_check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped, warn=True)
@@ -33,7 +43,8 @@ def test_registered_tiny_variant_passes_both_env_checkers() -> None:
 
 @pytest.mark.parametrize("mode", ["multi_discrete", "discrete"])
 def test_discrete_forms_pass_the_checkers(mode: str) -> None:
-    env = tiny_env(action_mode=mode)
+    env = make_env(teacher_model=random_teacher(), task="digits", device="cpu", action_mode=mode, **TINY)
+    assert isinstance(env.unwrapped.action_space, gym.spaces.Box)  # the canonical form underneath
     gym_check_env(env, skip_render_check=True)
     sb3_check_env(env, warn=True)
 
@@ -46,7 +57,7 @@ def test_same_seed_and_actions_give_identical_trajectories() -> None:
         observations, rewards = [obs], []
         done = False
         while not done:
-            obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 6).astype(np.float32))
+            obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 7).astype(np.float32))
             observations.append(obs)
             rewards.append(reward)
             done = terminated or truncated
@@ -91,19 +102,16 @@ def test_oracle_reward_is_real_test_accuracy() -> None:
     assert info["quality"] == info["test_acc"] and 0.0 <= info["quality"] <= 1.0
 
 
-def test_nan_in_a_loss_truncates_rolls_back_and_reset_recovers() -> None:
+def test_nan_in_a_loss_truncates_and_reset_recovers() -> None:
     env = tiny_env()
     env.reset(seed=0)
-    env.step(env.default_action())
+    last_obs, *_ = env.step(env.default_action())
     engine = env.engine
     assert engine is not None
-    before = {k: v.clone() for k, v in engine.student.state_dict().items()}
     engine.distiller.config.temperature = float("nan")  # the next KD loss is NaN
     obs, reward, terminated, truncated, info = env.step(env.default_action())
     assert truncated and not terminated and info["diverged"] and reward == -1.0
-    assert env.observation_space.contains(obs)
-    assert engine.round == 1  # the round was rolled back
-    assert all(torch.equal(before[k], v) for k, v in engine.student.state_dict().items())
+    assert env.observation_space.contains(obs) and np.array_equal(obs, last_obs)  # the last sound observation
     with pytest.raises(RuntimeError, match="reset"):
         env.step(env.default_action())
     obs, _ = env.reset(seed=1)
@@ -111,63 +119,47 @@ def test_nan_in_a_loss_truncates_rolls_back_and_reset_recovers() -> None:
     assert not truncated and not info["diverged"] and np.isfinite(obs).all()
 
 
-def test_fixed_action_episode_is_the_engine_run() -> None:
-    teacher = random_teacher()
-    env = DistillationEnv(teacher_model=teacher, task="digits", device="cpu", **TINY)
-    env.reset(seed=5)
-    env_rows = []
-    done = False
-    while not done:
-        _, _, terminated, truncated, info = env.step(env.default_action())
-        env_rows.append({k: info[k] for k in ("probe_agreement", "test_acc", "kd_loss", "synthetic_samples")})
-        done = terminated or truncated
-    engine = DistillationEngine(
-        make_config("digits", **TINY),
-        get_task("digits"),
-        teacher,
-        torch.device("cpu"),
-        5,
-        get_task("digits").load(None, False),
-        env.probe,
-    )
-    engine_rows = []
-    while not engine.done:
-        m = engine.run_round().as_dict()
-        engine_rows.append({k: m[k] for k in ("probe_agreement", "test_acc", "kd_loss", "synthetic_samples")})
-    assert len(env_rows) == 3 and env_rows == engine_rows
-
-
 def test_action_mapping_covers_documented_ranges() -> None:
     env = tiny_env()
-    low = env.decode_action(-np.ones(6))
-    high = env.decode_action(np.ones(6))
+    low = env.decode_action(-np.ones(7))
+    high = env.decode_action(np.ones(7))
     assert (low.alpha, low.beta, low.replace_fraction, low.eviction) == (0.0, 0.0, 0.0, "lowest")
     assert (high.alpha, high.beta, high.replace_fraction, high.eviction) == (2.0, 1.0, 0.5, "class")
-    assert low.diversity == 0.0 and low.difficulty == 4.0 and high.diversity == 2.0 and high.difficulty == 0.0
+    assert (low.diversity, low.difficulty, high.diversity, high.difficulty) == (0.0, 0.0, 2.0, 4.0)
     assert low.synth_budget == 8 and high.synth_budget == 64  # 0.25x and 2x of the default 32
-    assert env.decode_action(np.zeros(6)).eviction == "oldest"
-    default = env.decode_action(env.default_action())
-    configured = env.config.engine.action
-    assert default.alpha == pytest.approx(configured.alpha) and default.synth_budget == configured.synth_budget
-    assert default.eviction == configured.eviction and default.diversity == pytest.approx(configured.diversity)
-    discrete = tiny_env(action_mode="discrete")
-    assert discrete.action_space.n == 3**6
-    assert discrete.decode_action(0).alpha == 0.0 and discrete.decode_action(3**6 - 1).alpha == 2.0
+    assert env.decode_action(np.zeros(7)).eviction == "oldest"
+    discrete = make_env(teacher_model=random_teacher(), task="digits", device="cpu", action_mode="discrete", **TINY)
+    assert discrete.action_space.n == 3**7
+    assert env.decode_action(discrete.action(0)).alpha == 0.0
+    assert env.decode_action(discrete.action(3**7 - 1)).alpha == 2.0
+
+
+def test_diversity_and_difficulty_are_controlled_separately() -> None:
+    env = tiny_env()
+    diversity, difficulty = (i for i, f in enumerate(ACTION_FIELDS) if f.name in ("diversity", "difficulty"))
+    unit = env.default_action()
+    for value in (-1.0, 0.0, 1.0):
+        moved = unit.copy()
+        moved[diversity] = value
+        decoded = env.decode_action(moved)
+        assert decoded.difficulty == env.config.engine.action.difficulty  # untouched by the diversity dimension
+        assert decoded.diversity == pytest.approx(value + 1.0)
 
 
 def test_observation_layout_is_documented_and_bounded() -> None:
     env = tiny_env()
-    fields = observation_fields(10)
-    assert sum(f.size for f in fields) == env.observation_space.shape[0] == 18 + 2 * 10
+    fields = observation_fields(10, ReplayBuffer)
+    assert [f.name for f in fields] == env.observation_names
+    assert sum(f.size for f in fields) == env.observation_space.shape[0] == 19 + 2 * 10
     assert np.isfinite(env.observation_space.low).all() and np.isfinite(env.observation_space.high).all()
     obs, _ = env.reset(seed=0)
-    obs, *_ = env.step(np.ones(6, dtype=np.float32))
+    obs, *_ = env.step(np.ones(7, dtype=np.float32))
     names = [f.name for f in fields for _ in range(f.size)]
     values = dict(zip(names, obs, strict=True))
     assert values["progress"] == pytest.approx(1 / 3)
     assert obs[names.index("class_share") : names.index("class_share") + 10].sum() == pytest.approx(1.0, abs=1e-5)
-    assert np.allclose(obs[-6:], 1.0)  # the previous action
-    assert len(ACTION_FIELDS) == 6
+    assert np.allclose(obs[-7:], 1.0)  # the previous action
+    assert len(ACTION_FIELDS) == 7
 
 
 def test_render_returns_a_sample_grid() -> None:
@@ -185,7 +177,7 @@ def test_config_round_trips_through_yaml_and_json(tmp_path: Path) -> None:
         config.save(tmp_path / name)
         loaded = EnvConfig.load(tmp_path / name)
         assert loaded == config
-    with pytest.raises(UserError, match="unknown reward"):
+    with pytest.raises(UserError, match="reward='accuracy'"):
         EnvConfig.from_dict({"reward": "accuracy"})
     with pytest.raises(UserError, match="unknown EnvConfig keys"):
         EnvConfig.from_dict({"rewards": "probe"})

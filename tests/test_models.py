@@ -36,6 +36,9 @@ EXPECTED_MODELS = {
     "cnn_half",
 }
 
+# the forward test takes several seconds on these (four input shapes each, on two CPU cores)
+SLOW_FORWARD = {"resnet18", "resnet34"}
+
 # (input shape (C, H, W), num_classes)
 CASES = [((1, 8, 8), 10), ((1, 32, 32), 10), ((3, 32, 32), 10), ((3, 32, 32), 100)]
 
@@ -51,7 +54,9 @@ def test_registry_has_exactly_the_expected_names() -> None:
     assert list_models() == sorted(list_models())
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FORWARD else n for n in sorted(EXPECTED_MODELS)]
+)
 def test_forward_shapes_and_head_split(name: str) -> None:
     ran = 0
     for shape, num_classes in CASES:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from helpers import TINY, nested, saved_random_teacher
+import pytest
+import yaml
+from helpers import KILL_DRIVER, TINY, nested, saved_random_teacher
 from test_train_teacher import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +50,7 @@ def script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
@@ -75,25 +76,21 @@ def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
     assert any(tag.startswith("agent/") for tag in tags)  # reinforce's losses
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_keeps_completed_work(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
     args = train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json"), out, 45, 1)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train" / "run_agent.py"), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # killed inside the 20th round: 6 episodes of 3 rounds were checkpointed, the 7th was under way
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_DRIVER, "20", str(ROOT / "train" / "run_agent.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    progress_file = out / "checkpoint" / "progress.json"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if progress_file.exists() and json.loads(progress_file.read_text())["num_steps"] >= 6:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    saved = json.loads(progress_file.read_text())
-    assert 6 <= saved["num_steps"] < 45, "the kill should land mid-training"
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    saved = json.loads((out / "checkpoint" / "progress.json").read_text())
+    assert saved["num_steps"] == 18 and len(saved["curve"]) == 6
     assert not (out / "summary.json").exists()
 
     resumed = script("run_agent.py", *args, "--resume")
@@ -105,6 +102,7 @@ def test_sigkill_then_resume_keeps_completed_work(tmp_path: Path) -> None:
     assert len(summary["learning_curve"]) == 15
 
 
+@pytest.mark.slow
 def test_run_agent_errors_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(script("run_agent.py", "--agent", "alphazero"), "unknown agent 'alphazero'", "ppo")
     assert_one_line_error(
@@ -118,6 +116,7 @@ def test_run_agent_errors_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(script("run_agent.py", "--agent", "fixed", "--action", "1,2"), "--action")
 
 
+@pytest.mark.slow
 def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     env_file = tiny_env_file(tmp_path / "env.json", rounds=2)
@@ -132,7 +131,7 @@ def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) ->
         "--task",
         "digits",
         "--seeds",
-        "3",
+        "200000-200002",
         "--teacher",
         str(teacher),
         "--config",
@@ -146,8 +145,45 @@ def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) ->
     table = (out / "compare.md").read_text()
     for label in ("ssdkd", "random", "reinforce="):
         assert label in table
-    data = json.loads((out / "compare.json").read_text())["results"]
+    saved = json.loads((out / "compare.json").read_text())
+    data = saved["results"]
+    assert saved["seeds"] == [200000, 200001, 200002]
+    assert [e["seed"] for e in data["ssdkd"]["episodes"]] == [200000, 200001, 200002]
     acc = data["ssdkd"]["student_acc"]
     assert acc["n"] == 3 and acc["ci95_low"] <= acc["mean"] <= acc["ci95_high"]
     assert (out / "compare.png").stat().st_size > 0 and (out / "compare.csv").stat().st_size > 0
     assert_one_line_error(script("compare.py", "--agents", "ppo", "--teacher", str(teacher)), "ppo=PATH")
+
+
+@pytest.mark.slow
+def test_resume_restores_the_saved_configuration_and_refuses_changes(tmp_path: Path) -> None:
+    teacher = saved_random_teacher(tmp_path / "teacher.pt")
+    out = tmp_path / "run"
+    first = script("run_agent.py", *train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json", 2), out, 4, 1))
+    assert first.returncode == 0, first.stderr
+    saved = yaml.safe_load((out / "env_config.yaml").read_text())
+    assert saved["engine"]["rounds"] == 2 and saved["teacher"] == str(teacher)
+    progress = json.loads((out / "checkpoint" / "progress.json").read_text())
+    assert (progress["agent"], progress["seed"], progress["num_steps"]) == ("reinforce", 0, 4)
+
+    # flags that would change the saved run are refused, before any work
+    resume = ["--out", str(out), "--resume", "--no-progress"]
+    for flags, needle in [
+        (["--rounds", "5"], "engine.rounds: 2 -> 5"),
+        (["--set", "kd_steps=7"], "engine.kd_steps: 3 -> 7"),
+        (["--agent", "ppo"], "agent: 'reinforce' -> 'ppo'"),
+        (["--seed", "1"], "seed: 0 -> 1"),
+        (["--teacher", str(tmp_path / "other.pt")], "teacher: "),
+    ]:
+        assert_one_line_error(script("run_agent.py", *resume, *flags), "--resume", needle, "env_config.yaml")
+
+    # with none of them, the saved configuration, agent and seed are used (not the flags' defaults:
+    # --agent ppo, 30 rounds per episode, the cached teacher) and training goes on to --total-steps
+    resumed = script("run_agent.py", *resume, "--total-steps", "6", "--eval-episodes", "1", "--device", "cpu")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["agent"], summary["seed"], summary["total_steps"]) == ("reinforce", 0, 6)
+    assert summary["rounds_per_episode"] == 2 and summary["env_config"]["teacher"] == str(teacher)
+    assert summary["env_config"]["engine"] == saved["engine"]
+    assert summary["learning_curve"][:2] == progress["curve"] and len(summary["learning_curve"]) == 3
+    assert yaml.safe_load((out / "env_config.yaml").read_text()) == saved

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from ssdkd_env.errors import UserError
 from ssdkd_env.synthesis import (
     BNStatsLoss,
+    MetaGeneratorSynthesizer,
     SynthesisConfig,
-    Synthesizer,
+    SynthesisRequest,
     diversity_class_probs,
     draw_targets,
     focal_cross_entropy,
@@ -80,8 +81,10 @@ def test_inactive_bn_loss_observes_only_inside_observing() -> None:
 def test_synthesizer_statistics_ignore_teacher_passes_between_rounds() -> None:
     teacher = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
     config = SynthesisConfig(nz=8, ngf=4, g_steps=1)
-    synth = Synthesizer(teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator())
-    synth.synthesize(6, torch.zeros(5), 0, 0.0, 0.0)
+    synth = MetaGeneratorSynthesizer(
+        teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator(), torch.Generator()
+    )
+    synth.synthesize(SynthesisRequest(6, torch.zeros(5), 0))
     last_batch = synth.bn_loss.matchers[0].batch_mean
     teacher(torch.randn(32, 1, 8, 8) * 5)  # the distiller relabelling a batch
     assert synth.bn_loss.matchers[0].batch_mean is last_batch
@@ -152,13 +155,15 @@ def test_meta_generators_take_turns() -> None:
     """With ``generators = 3`` round r moves meta-generator r % 3 and leaves the others as they were."""
     teacher = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
     config = SynthesisConfig(nz=8, ngf=4, g_steps=1, generators=3)
-    synth = Synthesizer(teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator())
+    synth = MetaGeneratorSynthesizer(
+        teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator(), torch.Generator()
+    )
     assert len(synth.metas) == 3
     round0_mean: torch.Tensor | None = None
     for round_index in range(4):
         before = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
         stats_before = [buffers[0][0] for buffers in synth.bn_buffers]
-        synth.synthesize(6, torch.zeros(5), round_index, 0.0, 0.0)
+        synth.synthesize(SynthesisRequest(6, torch.zeros(5), round_index))
         after = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
         moved = [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
         assert moved == [i == round_index % 3 for i in range(3)]
@@ -172,7 +177,5 @@ def test_meta_generators_take_turns() -> None:
     assert round0_mean is not None and last_batch is not None
     expected = config.bn_momentum * round0_mean + (1 - config.bn_momentum) * last_batch
     assert torch.allclose(synth.bn_buffers[0][0][0], expected)
-    with pytest.raises(UserError, match="generators must be at least 1"):
-        Synthesizer(
-            teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), SynthesisConfig(generators=0), torch.device("cpu"), None
-        )
+    with pytest.raises(UserError, match="generators=0: must be >= 1"):
+        SynthesisConfig(generators=0)

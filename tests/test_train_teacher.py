@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from fake_data import write_idx
 
+pytestmark = pytest.mark.slow  # every test starts train/train_teacher.py in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "train_teacher.py"
 

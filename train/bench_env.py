@@ -24,43 +24,46 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from ssdkd_env.common.cli import run_cli
+from ssdkd_env.common.cli import add_common_flags, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.common.io import write_json
+from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.engine import make_config
 from ssdkd_env.engine.run import RunSpec, run_distillation
-from ssdkd_env.env import DistillationEnv, EnvConfig
+from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    p.add_argument("--task", default="digits")
-    p.add_argument("--teacher", default=None)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--rounds", type=int, default=None, help="rounds per run/episode (default: the task's)")
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
+    add_common_flags(p, "task", "teacher", "data-root", "download", "rounds")
     p.add_argument("--repeats", type=int, default=3, help="overhead: alternated runs of each kind")
     p.add_argument("--episodes", type=int, default=24, help="reward validity: random-action episodes")
     p.add_argument("--episode-rounds", type=int, default=40, help="rounds per random-action episode")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", type=Path, default=Path("runs/bench_env"))
-    p.add_argument("--skip-overhead", action="store_true")
-    p.add_argument("--skip-correlation", action="store_true")
-    return p.parse_args(argv)
+    add_common_flags(p, "device", "out", "no-progress", out=Path("runs/bench_env"))
+    p.add_argument("--skip-overhead", action="store_true", help="skip the overhead benchmark")
+    p.add_argument("--skip-correlation", action="store_true", help="skip the reward-validity benchmark")
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     task = get_task(args.task)
+    prepare_out_dir(args.out)
     device = resolve_device(args.device)
-    teacher, card = obtain_teacher(task, args.teacher, args.data_root, False, device, progress=False)
-    test_set = test_split_if_available(task, args.data_root, False)
+    teacher, card = obtain_teacher(
+        task, args.teacher, args.data_root, args.download, device, progress=not args.no_progress
+    )
+    test_set = test_split_if_available(task, args.data_root, args.download)
     overrides = {} if args.rounds is None else {"rounds": args.rounds}
     config = make_config(task.name, "ssdkd", **overrides)
-    env_config = EnvConfig(engine=config, teacher=args.teacher, data_root=args.data_root, device=args.device)
+    env_config = EnvConfig(
+        engine=config, teacher=args.teacher, data_root=args.data_root, download=args.download, device=args.device
+    )
     results: dict = {
         "task": task.name,
         "device": str(device),
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         env = DistillationEnv(env_config, teacher_model=teacher)
         _ = env.probe  # built once per environment, outside the timed episodes
         distill_times, env_times = [], []
-        for rep in tqdm(range(args.repeats), desc="overhead"):
+        for rep in tqdm(range(args.repeats), desc="overhead", disable=args.no_progress):
             start = time.perf_counter()
             spec = RunSpec(
                 task, teacher, card, device, rep, args.out / "distill_runs" / f"s{rep}", test_set, progress=False
@@ -103,11 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         env = DistillationEnv(env_config, teacher_model=teacher)
         rng = np.random.default_rng(0)
         returns, accuracies, final_probe = [], [], []
-        for ep in tqdm(range(args.episodes), desc="random episodes"):
+        for ep in tqdm(range(args.episodes), desc="random episodes", disable=args.no_progress):
             env.reset(seed=1000 + ep, options={"rounds": args.episode_rounds})
             done, total = False, 0.0
             while not done:
-                _, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 6).astype(np.float32))
+                action = rng.uniform(-1, 1, len(ACTION_FIELDS)).astype(np.float32)
+                _, reward, terminated, truncated, info = env.step(action)
                 total += reward
                 done = terminated or truncated
             assert env.engine is not None

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Evaluate policies (fixed ones and saved learned ones) over seeds and tabulate them.
 
-    python train/compare.py --agents ssdkd,uniform,random,ppo=runs/agent/digits-ppo-s0/agent --task digits --seeds 5
+    python train/compare.py --agents ssdkd,uniform,random,ppo=runs/agent/digits-ppo-s0/agent --task digits
+    python train/compare.py --agents ssdkd,random --task digits --seeds 200000-200009
 
-Each policy plays --seeds episodes (seeds 0..N-1 offset by --seed-base); the table gives mean,
-std and 95% confidence interval (Student t) of the final student accuracy (when real test data
-exists), the probe agreement and the return. Writes OUT/compare.csv, OUT/compare.md,
-OUT/compare.json and OUT/compare.png.
+Each policy plays one episode per seed of --seeds (by default five evaluation seeds that
+run_agent.py never trains on); the table gives mean, std and 95% confidence interval (Student t)
+of the final student accuracy (when real test data exists), the probe agreement and the return.
+Writes OUT/compare.csv, OUT/compare.md, OUT/compare.json and OUT/compare.png.
 """
 
 from __future__ import annotations
@@ -19,41 +20,47 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import gymnasium as gym
+from matplotlib.figure import Figure
+from scipy.stats import t as student_t
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from scipy.stats import t as student_t  # noqa: E402
-
-from agents import Agent, make_agent, preferred_action_mode  # noqa: E402
-from agents.registry import AGENTS  # noqa: E402
-from ssdkd_env.common.cli import run_cli  # noqa: E402
-from ssdkd_env.common.io import write_json  # noqa: E402
-from ssdkd_env.env import DistillationEnv  # noqa: E402
-from ssdkd_env.env.evaluation import env_config_from_cli, run_episode  # noqa: E402
-from ssdkd_env.errors import UserError, unknown_name  # noqa: E402
-from ssdkd_env.tasks import get_task, list_tasks  # noqa: E402
+from agents import Agent, make_agent, preferred_action_mode
+from agents.registry import AGENTS
+from ssdkd_env.common.cli import add_common_flags, make_parser, run_cli
+from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.env import make_env
+from ssdkd_env.env.evaluation import env_config_from_cli, run_episode
+from ssdkd_env.errors import UserError, unknown_name
+from ssdkd_env.tasks import get_task
 
 METRICS = ("student_acc", "probe_agreement", "return")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
     p.add_argument("--agents", default="ssdkd,uniform,random", help="NAME or NAME=SAVED_AGENT_PATH, comma-separated")
-    p.add_argument("--task", default="digits", help=f"one of: {', '.join(list_tasks())}")
-    p.add_argument("--seeds", type=int, default=5, help="episodes per policy")
-    p.add_argument("--seed-base", type=int, default=200_000, help="first evaluation seed")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per episode (default: as run_agent.py)")
-    p.add_argument("--config", type=Path, default=None, help="EnvConfig as YAML/JSON")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="engine override")
-    p.add_argument("--teacher", default=None)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", type=Path, default=Path("runs/compare_agents"))
-    return p.parse_args(argv)
+    add_common_flags(
+        p,
+        "task",
+        "seeds",
+        "rounds",
+        "config",
+        "set",
+        "teacher",
+        "data-root",
+        "download",
+        "device",
+        "out",
+        "no-progress",
+        seeds="200000-200004",
+        out=Path("runs/compare_agents"),
+    )
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def confidence(values: list[float]) -> dict[str, float]:
@@ -67,8 +74,7 @@ def confidence(values: list[float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     task = get_task(args.task)
-    if args.seeds < 1:
-        raise UserError("--seeds must be at least 1")
+    seeds: list[int] = args.seeds
     specs = []
     for item in [s.strip() for s in args.agents.split(",") if s.strip()]:
         name, _, path = item.partition("=")
@@ -79,23 +85,28 @@ def main(argv: list[str] | None = None) -> int:
         if not path and AGENTS[name].learns:
             raise UserError(f"'{name}' learns: give its saved policy as {name}=PATH (from run_agent.py)")
         specs.append((item, name, Path(path) if path else None))
-    envs: dict[str, DistillationEnv] = {}
+    if not specs:
+        raise UserError("--agents needs at least one policy")
+    prepare_out_dir(args.out)
+    envs: dict[str, gym.Env] = {}
     results: dict[str, dict[str, Any]] = {}
     for label, name, path in specs:
         mode = preferred_action_mode(name)
         if mode not in envs:
-            envs[mode] = DistillationEnv(env_config_from_cli(task.name, mode, args))
+            envs[mode] = make_env(env_config_from_cli(task.name, mode, args), train_teacher=True)
         env = envs[mode]
         policy: Agent = AGENTS[name].load(path, env) if path else make_agent(name, env, seed=0)
-        episodes = [run_episode(env, policy, args.seed_base + i) for i in range(args.seeds)]
+        episodes = [
+            run_episode(env, policy, seed)
+            for seed in tqdm(seeds, desc=label, unit="episode", disable=args.no_progress, leave=False)
+        ]
         results[label] = {"episodes": episodes}
         for metric in METRICS:
             values = [float(e[metric]) for e in episodes if e[metric] is not None]
             if values:
                 results[label][metric] = confidence(values)
         print(f"{label}: " + ", ".join(f"{m}={results[label][m]['mean']:.4f}" for m in METRICS if m in results[label]))
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "compare.json", {"task": task.name, "seeds": args.seeds, "results": results})
+    write_json(args.out / "compare.json", {"task": task.name, "seeds": seeds, "results": results})
     write_tables(args.out, results)
     return 0
 
@@ -121,7 +132,8 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
     labels = [label for label in results if metric in results[label]]
     means = [results[label][metric]["mean"] for label in labels]
     errors = [results[label][metric]["mean"] - results[label][metric]["ci95_low"] for label in labels]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    fig = Figure(figsize=(6.4, 4.0), dpi=110)
+    ax = fig.add_subplot()
     ax.bar(range(len(labels)), means, yerr=errors, capsize=4)
     ax.set_xticks(range(len(labels)), labels, rotation=20)
     ax.set_ylabel(f"{metric} (mean, 95% CI)")
@@ -129,7 +141,6 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
     ax.set_ylim(max(0.0, low - 0.05), 1.0)
     fig.tight_layout()
     fig.savefig(out / "compare.png")
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -2,62 +2,102 @@
 """Run several methods over several seeds on one task and tabulate the results.
 
     python train/compare_methods.py --task digits --methods ssdkd,fast --seeds 0,1,2
+    python train/compare_methods.py --task digits --methods ssdkd --seeds 0-4 --jobs 2 --resume
 
 Every run is a full ``train/distill.py`` run (same engine, same outputs) in OUT/<method>-s<seed>/;
-OUT/results.md and OUT/results.csv hold mean ± std per method. ``--jobs N`` runs N at a time in
-separate processes, splitting the CPU threads between them; ``--resume`` keeps finished runs whose
-configuration is unchanged and continues interrupted ones from their checkpoints.
+OUT/results.md and OUT/results.csv hold mean ± std per method. Each method's configuration is
+its defaults, then --config, --rounds and --set.
+
+--jobs N runs N at a time, each in its own process, splitting the CPU threads between them;
+SIGTERM or Ctrl-C stops every worker with the parent. Without --resume, an OUT that already
+holds any of the asked-for runs is refused; --resume keeps finished runs whose configuration is
+unchanged, continues interrupted ones from their checkpoints and re-runs those whose
+configuration changed.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import contextlib
 import csv
 import json
 import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
 import statistics
 import sys
-from collections.abc import Iterator
+import threading
+import traceback
+from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
-from ssdkd_env.common.cli import run_cli
-from ssdkd_env.common.device import DEVICE_CHOICES, resolve_device
-from ssdkd_env.common.io import write_json
+from ssdkd_env.common.cli import add_common_flags, make_parser, run_cli
+from ssdkd_env.common.device import resolve_device
+from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.engine import METHODS, make_config, replace_nested
-from ssdkd_env.engine.config import EngineConfig, parse_override
+from ssdkd_env.engine.config import EngineConfig, parse_override, read_config_file
 from ssdkd_env.engine.run import STATE_FILE, RunSpec, run_distillation
 from ssdkd_env.errors import UserError, unknown_name
-from ssdkd_env.tasks import get_task, list_tasks
+from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
 COLUMNS = ("student_acc", "best_student_acc", "probe_agreement", "wall_time_s", "synthetic_samples", "peak_rss_mb")
+STOP_GRACE_S = 10.0  # how long a worker may take to exit after SIGTERM before it is killed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
+    add_common_flags(p, "task")
+    p.add_argument("--methods", default="ssdkd,fast", help=f"comma-separated, from: {', '.join(METHODS)}")
+    add_common_flags(
+        p,
+        "seeds",
+        "teacher",
+        "data-root",
+        "download",
+        "rounds",
+        "config",
+        "set",
+        "device",
+        "out",
+        seeds="0,1,2",
+        out=Path("runs/compare"),
+    )
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    add_common_flags(p, "resume", "no-progress")
+    return p
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    p.add_argument("--task", default="digits", help=f"one of: {', '.join(list_tasks())}")
-    p.add_argument("--methods", default="ssdkd,fast", help=f"comma-separated, from: {', '.join(METHODS)}")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--teacher", default=None, help="teacher checkpoint (default: the cached teacher)")
-    p.add_argument("--data-root", default=None, help="task data folder")
-    p.add_argument("--download", action="store_true", help="download the task's data if missing")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
-    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
-    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="output folder")
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
-    p.add_argument("--resume", action="store_true", help="keep finished runs, continue interrupted ones")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return p.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def method_config(task: str, method: str, args: argparse.Namespace) -> EngineConfig:
+    """``method``'s defaults, then --config, --rounds and --set."""
+    config = make_config(task, method)
+    if args.config is not None:
+        partial = read_config_file(args.config)
+        if "task" in partial or "method" in partial:
+            raise UserError("task and method come from --task and --methods, not from --config")
+        config = config.merged_with(partial)
+    changes = dict(parse_override(s) for s in args.set)
+    if args.rounds is not None:
+        changes["rounds"] = args.rounds
+    config = replace_nested(config, **changes) if changes else config
+    if config.rounds < 1 or config.buffer_size < 1:
+        raise UserError("rounds and buffer size must be at least 1")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,13 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     for m in methods:
         if m not in METHODS:
             raise unknown_name("method", m, METHODS)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds expects comma-separated integers, got '{args.seeds}'") from None
+    if not methods:
+        raise UserError("--methods needs at least one method")
+    seeds: list[int] = args.seeds
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    overrides = dict(parse_override(s) for s in args.set)
+    configs = {method: method_config(task.name, method, args) for method in methods}
+    if not args.resume:
+        existing = [f"{m}-s{s}" for m in methods for s in seeds if any_run_files(args.out / f"{m}-s{s}")]
+        if existing:
+            shown = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
+            raise UserError(
+                f"{args.out} already holds runs ({shown}); add --resume to keep the finished ones and continue "
+                "the interrupted ones, or choose another --out"
+            )
+    prepare_out_dir(args.out)
     device = resolve_device(args.device)
     teacher, card = obtain_teacher(task, args.teacher, args.data_root, args.download, device, not args.no_progress)
     test_set = test_split_if_available(task, args.data_root, args.download)
@@ -81,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
     pending: list[tuple[EngineConfig, RunSpec]] = []
     for method in methods:
-        config = make_config(task.name, method)
-        config = replace_nested(config, **overrides) if overrides else config
+        config = configs[method]
         for seed in seeds:
             out = args.out / f"{method}-s{seed}"
             finished, resume = previous_run(out, config, seed) if args.resume else (None, False)
@@ -93,16 +140,22 @@ def main(argv: list[str] | None = None) -> int:
             pending.append(
                 (config, RunSpec(task, teacher, card, device, seed, out, test_set, resume, progress=progress))
             )
-    for summary in run_all(pending, args.jobs):
-        results[summary["method"]][summary["seed"]] = summary
-        print(
-            f"{summary['method']} seed {summary['seed']}: student_acc={summary['student_acc']} "
-            f"time={summary['wall_time_s']}s",
-            flush=True,
-        )
-    ordered = {m: [runs[s] for s in seeds] for m, runs in results.items()}
+    with contextlib.closing(run_all(pending, args.jobs)) as runs:
+        for summary in runs:
+            results[summary["method"]][summary["seed"]] = summary
+            print(
+                f"{summary['method']} seed {summary['seed']}: student_acc={summary['student_acc']} "
+                f"time={summary['wall_time_s']}s",
+                flush=True,
+            )
+    ordered = {m: [runs_[s] for s in seeds] for m, runs_ in results.items()}
     write_tables(args.out, task.name, card.test_acc, ordered)
     return 0
+
+
+def any_run_files(out: Path) -> bool:
+    """Whether ``out`` holds a finished or interrupted run."""
+    return (out / "summary.json").is_file() or (out / STATE_FILE).is_file()
 
 
 def previous_run(out: Path, config: EngineConfig, seed: int) -> tuple[dict[str, Any] | None, bool]:
@@ -119,24 +172,141 @@ def previous_run(out: Path, config: EngineConfig, seed: int) -> tuple[dict[str, 
     return None, (out / STATE_FILE).is_file()
 
 
-def run_all(pending: list[tuple[EngineConfig, RunSpec]], jobs: int) -> Iterator[dict[str, Any]]:
-    """Run every pending run, ``jobs`` at a time; yields summaries as runs finish."""
+# --------------------------------------------------------------------------------------------
+# parallel runs: one spawned process per run, all of them stopped with the parent
+
+
+class WorkerError(RuntimeError):
+    """A run failed in its worker process with an error that is not the user's (its traceback in the message)."""
+
+
+@dataclass
+class _Worker:
+    process: Any  # multiprocessing's SpawnProcess
+    results: multiprocessing.connection.Connection  # the reading end of the worker's outcome pipe
+    label: str
+    outcome: tuple[str, Any] | None = None
+
+
+def run_all(pending: list[tuple[EngineConfig, RunSpec]], jobs: int) -> Generator[dict[str, Any], None, None]:
+    """Run every pending run, ``jobs`` at a time; yields summaries as runs finish.
+
+    Each parallel run gets a fresh spawned process (so its peak memory is its own). When the
+    generator is closed early (an error, Ctrl-C, SIGTERM turned into an exception), every worker
+    still running is terminated and reaped before the exception goes on; on Linux, workers also
+    die if the parent is killed outright (``PR_SET_PDEATHSIG``).
+    """
     if jobs == 1 or len(pending) <= 1:
         for config, spec in pending:
             yield run_distillation(config, spec)
         return
     threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # a fork after OpenMP has started can hang
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(_run_in_worker, config, spec, threads) for config, spec in pending]
-        for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+    queue = list(pending)
+    running: list[_Worker] = []
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                config, spec = queue.pop(0)
+                reader, writer = context.Pipe(duplex=False)
+                label = f"{config.method}-s{spec.seed}"
+                process = context.Process(
+                    target=_worker_main,
+                    args=(writer, config, spec, threads, os.getpid()),
+                    name=f"compare_methods:{label}",
+                )
+                running.append(_Worker(process, reader, label))  # listed before it starts: never left behind
+                process.start()
+                writer.close()  # the parent keeps only the reading end: EOF when the worker is gone
+            waitables: list[Any] = [w.process.sentinel for w in running]
+            waitables += [w.results for w in running if w.outcome is None]
+            ready = set(multiprocessing.connection.wait(waitables))
+            for worker in list(running):
+                if worker.outcome is None and worker.results in ready:
+                    worker.outcome = _receive(worker)
+                if worker.process.sentinel in ready:
+                    worker.process.join()
+                    if worker.outcome is None:
+                        worker.outcome = _receive(worker)
+                    running.remove(worker)
+                    worker.results.close()
+                    yield _result(worker)
+    finally:
+        _stop(running)
 
 
-def _run_in_worker(config: EngineConfig, spec: RunSpec, threads: int) -> dict[str, Any]:
-    """One run in a fresh worker process (so its peak memory is its own)."""
+def _receive(worker: _Worker) -> tuple[str, Any]:
+    try:
+        if worker.results.poll():
+            return worker.results.recv()
+    except (EOFError, OSError):
+        pass
+    return ("died", None)
+
+
+def _result(worker: _Worker) -> dict[str, Any]:
+    assert worker.outcome is not None
+    status, value = worker.outcome
+    if status == "ok":
+        return value
+    if status == "error":
+        raise value
+    if status == "failed":
+        raise WorkerError(f"run {worker.label} failed in its worker process:\n{value}")
+    raise WorkerError(f"the worker process of run {worker.label} died (exit code {worker.process.exitcode})")
+
+
+def _stop(workers: list[_Worker]) -> None:
+    """Terminate (SIGTERM, then SIGKILL after a grace period) and reap every worker."""
+    workers = [w for w in workers if w.process.pid is not None]  # started ones
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.terminate()
+    for worker in workers:
+        worker.process.join(STOP_GRACE_S)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.results.close()
+
+
+def _worker_main(
+    results: multiprocessing.connection.Connection, config: EngineConfig, spec: RunSpec, threads: int, parent: int
+) -> None:
+    """One run in a fresh worker process; its outcome goes back through ``results``."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
+    tqdm.set_lock(threading.RLock())  # not tqdm's default: a named semaphore a killed worker would leak
     torch.set_num_threads(threads)
-    return run_distillation(config, spec)
+    outcome: tuple[str, Any]
+    try:
+        outcome = ("ok", run_distillation(config, spec))
+    except UserError as exc:
+        outcome = ("error", exc)
+    except Exception:
+        outcome = ("failed", traceback.format_exc())
+    try:
+        results.send(outcome)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        results.send(("failed", f"the outcome could not be sent back: {outcome!r}"))
+    results.close()
+
+
+def die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``);
+    elsewhere, nothing. A parent that died before the call is noticed at once."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent was already gone
+        os._exit(1)
 
 
 def _cell(row: dict[str, Any], col: str, scale: float = 1.0, digits: int = 2) -> str:

@@ -6,6 +6,10 @@
 
 Outputs in --out: summary.json, metrics.csv, config.json, tb/ (TensorBoard), buffer_samples.png,
 curves.png, student.pt and state.pt (for --resume).
+
+With --resume the run continues with the configuration and seed saved in --out/config.json;
+--method, --task, --seed, --config, --rounds, --kd-steps, --buffer-size, --synth-budget,
+--g-steps and --set may be repeated as they were, and are refused when they would change it.
 """
 
 from __future__ import annotations
@@ -15,61 +19,63 @@ import json
 import sys
 from pathlib import Path
 
-from ssdkd_env.common.cli import run_cli
-from ssdkd_env.common.device import DEVICE_CHOICES, resolve_device
+from ssdkd_env.common.cli import (
+    DefaultText,
+    add_common_flags,
+    explicit_flags,
+    make_parser,
+    refuse_changes_on_resume,
+    run_cli,
+)
+from ssdkd_env.common.device import resolve_device
+from ssdkd_env.common.io import prepare_out_dir
 from ssdkd_env.engine import METHODS, EngineConfig, make_config, replace_nested
 from ssdkd_env.engine.config import parse_override, read_config_file
 from ssdkd_env.engine.run import RunSpec, load_resume_state, run_distillation
 from ssdkd_env.errors import UserError
-from ssdkd_env.tasks import get_task, list_tasks
+from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
+# flags that set the run's configuration (with --task, --method and --seed): refused on --resume when they change it
+CONFIG_FLAGS = {
+    "rounds": "rounds",
+    "kd_steps": "kd_steps",
+    "buffer_size": "buffer_size",
+    "synth_budget": "action.synth_budget",
+    "g_steps": "synthesis.g_steps",
+}
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
     p.add_argument("--method", default="ssdkd", help=f"one of: {', '.join(METHODS)}")
-    p.add_argument("--task", default="digits", help=f"one of: {', '.join(list_tasks())}")
-    p.add_argument(
-        "--teacher", default=None, help="teacher checkpoint (default: the cached teacher, trained if needed)"
-    )
-    p.add_argument("--data-root", default=None, help="task data folder (teacher training and real test accuracy)")
-    p.add_argument("--download", action="store_true", help="download the task's data if missing")
-    p.add_argument("--rounds", type=int, default=None, help="rounds (default: the task's)")
+    add_common_flags(p, "task", "teacher", "data-root", "download", "rounds")
     p.add_argument("--kd-steps", type=int, default=None, help="distillation steps per round")
     p.add_argument("--buffer-size", type=int, default=None, help="replay buffer capacity")
     p.add_argument("--synth-budget", type=int, default=None, help="new synthetic samples per round")
     p.add_argument("--g-steps", type=int, default=None, help="generator steps per round")
-    p.add_argument("--config", type=Path, default=None, help="JSON or YAML file with (partial) EngineConfig fields")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field by dotted path, e.g. --set action.alpha=0.8 (repeatable)",
+    add_common_flags(
+        p, "config", "set", "seed", "device", "out", "resume", out=DefaultText("runs/distill/TASK-METHOD-sSEED")
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/distill/TASK-METHOD-sSEED)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=10, help="rounds between checkpoints")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return p.parse_args(argv)
+    add_common_flags(p, "no-progress")
+    return p
 
 
-def build_config(args: argparse.Namespace) -> EngineConfig:
-    config = make_config(args.task, args.method)
-    if args.config is not None:
-        config = config.merged_with(read_config_file(args.config))
-    flags = {
-        "rounds": args.rounds,
-        "kd_steps": args.kd_steps,
-        "buffer_size": args.buffer_size,
-        "action.synth_budget": args.synth_budget,
-        "synthesis.g_steps": args.g_steps,
-    }
-    changes = {k: v for k, v in flags.items() if v is not None}
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_config(args: argparse.Namespace, task: str, method: str, base: EngineConfig | None = None) -> EngineConfig:
+    """The configuration the flags ask for: ``--config`` over the method's defaults (or over
+    ``base``, a saved configuration, when no ``--config`` is given), then the flags and ``--set``."""
+    if args.config is not None or base is None:
+        config = make_config(task, method)
+        if args.config is not None:
+            config = config.merged_with(read_config_file(args.config))
+    else:
+        config = replace_nested(base, task=task, method=method)
+    changes = {key: getattr(args, dest) for dest, key in CONFIG_FLAGS.items() if getattr(args, dest) is not None}
     changes.update(dict(parse_override(s) for s in args.set))
     for key, value in changes.items():
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
@@ -77,25 +83,42 @@ def build_config(args: argparse.Namespace) -> EngineConfig:
     config = replace_nested(config, **changes) if changes else config
     if config.rounds < 1 or config.buffer_size < 1:
         raise UserError("rounds and buffer size must be at least 1")
-    if config.task != args.task or config.method != args.method:
+    if config.task != task or config.method != method:
         raise UserError("task and method come from --task and --method, not from --config")
-    config.action.validate()
     return config
 
 
+def resumed_config(args: argparse.Namespace, given: set[str], out: Path) -> tuple[EngineConfig, int]:
+    """The configuration and seed saved in ``out``; flags that would change them are refused."""
+    config_file = out / "config.json"
+    load_resume_state(out)  # fails early with a one-line error when there is nothing to resume
+    if not config_file.is_file():
+        raise UserError(f"--resume: {config_file} is missing")
+    saved = json.loads(config_file.read_text())
+    seed = int(saved.pop("seed"))
+    config = EngineConfig.from_dict(saved)
+    task = args.task if "task" in given else config.task
+    method = args.method if "method" in given else config.method
+    requested = build_config(args, task, method, base=config)
+    refuse_changes_on_resume(
+        {"seed": seed, **config.to_dict()},
+        {"seed": args.seed if "seed" in given else seed, **requested.to_dict()},
+        config_file,
+    )
+    return config, seed
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     task = get_task(args.task)
     out = args.out or Path("runs") / "distill" / f"{task.name}-{args.method}-s{args.seed}"
     if args.resume:
-        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
-        load_resume_state(out)  # fails early with a one-line error when there is nothing to resume
-        if saved is None:
-            raise UserError(f"--resume: {out / 'config.json'} is missing")
-        seed = int(saved.pop("seed"))
-        config = EngineConfig.from_dict(saved)
+        config, seed = resumed_config(args, explicit_flags(parser, argv), out)
+        task = get_task(config.task)
     else:
-        config, seed = build_config(args), args.seed
+        config, seed = build_config(args, task.name, args.method), args.seed
+    prepare_out_dir(out)
     device = resolve_device(args.device)
     teacher, card = obtain_teacher(task, args.teacher, args.data_root, args.download, device, not args.no_progress)
     spec = RunSpec(

@@ -3,12 +3,18 @@
 
     python train/run_agent.py --agent ppo --task digits
     python train/run_agent.py --agent reinforce --task mnist --data-root ../shared/datasets/mnist
-    python train/run_agent.py --agent ppo --task digits --out runs/agent/ppo --resume
+    python train/run_agent.py --out runs/agent/digits-ppo-s0 --resume
 
 The agent trains on the distillation environment for --total-steps rounds (episodes of --rounds
 rounds), with checkpoints at episode ends; then the learned policy is evaluated on fresh seeds
 beside the `ssdkd` and `random` baselines. Outputs in --out: summary.json, results.md,
-learning_curve.png, eval_curves.png, samples.png, student.pt, tb/, checkpoint/.
+learning_curve.png, eval_curves.png, samples.png, student.pt, env_config.yaml, tb/, checkpoint/.
+
+With --resume the run continues with the environment configuration saved in --out/env_config.yaml
+and the agent, seed and hyper-parameters saved in --out/checkpoint/; --agent, --task, --seed,
+--config, --rounds, --set, --teacher, --data-root, --download, --hyper and --action may be
+repeated as they were, and are refused when they would change them. --total-steps (to train
+further), --eval-episodes, --device and --agent-device may differ.
 """
 
 from __future__ import annotations
@@ -22,52 +28,58 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
+from matplotlib.image import imsave
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 from agents import Agent, list_agents, make_agent, preferred_action_mode
 from agents.registry import AGENTS
 from ssdkd_env.checkpoint import card_for, save_model
-from ssdkd_env.common.cli import run_cli
-from ssdkd_env.common.io import write_json
+from ssdkd_env.common.cli import (
+    DefaultText,
+    add_common_flags,
+    explicit_flags,
+    make_parser,
+    refuse_changes_on_resume,
+    run_cli,
+)
+from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.engine import replace_nested
 from ssdkd_env.engine.config import parse_override
-from ssdkd_env.env import DistillationEnv
-from ssdkd_env.env.evaluation import env_config_from_cli, episode_defaults, run_episode
+from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig, make_env
+from ssdkd_env.env.evaluation import env_config_from_cli, episode_defaults, make_env_config, run_episode
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.reporting import save_curves
-from ssdkd_env.tasks import get_task, list_tasks
+from ssdkd_env.tasks import get_task
 
 EVAL_SEED_BASE = 100_000  # evaluation episodes use seeds never seen in training
+ENV_CONFIG_FILE = "env_config.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
+    p.add_argument("--agent", default="ppo", help=f"one of: {', '.join(list_agents())}")
+    add_common_flags(p, "task")
+    p.add_argument("--total-steps", type=int, default=None, help="environment steps (rounds) to learn over")
+    add_common_flags(p, "rounds")
+    p.add_argument("--eval-episodes", type=int, default=3, help="evaluation episodes per policy")
+    add_common_flags(p, "seed", "device")
+    p.add_argument("--agent-device", default="cpu", help="device of the agent's own networks")
+    add_common_flags(p, "teacher", "data-root", "download", "config", "set")
+    p.add_argument("--hyper", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
+    p.add_argument(
+        "--action",
+        default=None,
+        help=f"for --agent fixed: {len(ACTION_FIELDS)} comma-separated numbers in [-1, 1], one per action field "
+        f"({', '.join(f.name for f in ACTION_FIELDS)})",
+    )
+    add_common_flags(p, "out", "resume", "no-progress", out=DefaultText("runs/agent/TASK-AGENT-sSEED"))
+    return p
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    p.add_argument("--agent", default="ppo", help=f"one of: {', '.join(list_agents())}")
-    p.add_argument("--task", default="digits", help=f"one of: {', '.join(list_tasks())}")
-    p.add_argument("--total-steps", type=int, default=None, help="environment steps (rounds) to learn over")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per episode")
-    p.add_argument("--eval-episodes", type=int, default=3, help="evaluation episodes per policy")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="device of the environment (distillation)")
-    p.add_argument("--agent-device", default="cpu", help="device of the agent's own networks")
-    p.add_argument("--teacher", default=None, help="teacher checkpoint")
-    p.add_argument("--data-root", default=None, help="task data folder (teacher training, real test accuracy)")
-    p.add_argument("--download", action="store_true", help="download the task's data if missing")
-    p.add_argument("--config", type=Path, default=None, help="EnvConfig as YAML/JSON (engine, reward, costs, ...)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="engine override (dotted path)")
-    p.add_argument("--hyper", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
-    p.add_argument("--action", default=None, help="for --agent fixed: six comma-separated numbers in [-1, 1]")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/agent/TASK-AGENT-sSEED)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def agent_hyper(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,8 +89,8 @@ def agent_hyper(args: argparse.Namespace) -> dict[str, Any]:
             hyper["action"] = [float(v) for v in args.action.split(",")]
         except ValueError:
             raise UserError(f"--action expects comma-separated numbers, got '{args.action}'") from None
-        if len(hyper["action"]) != 6 or not all(-1.0 <= v <= 1.0 for v in hyper["action"]):
-            raise UserError("--action needs six numbers in [-1, 1]")
+        if len(hyper["action"]) != len(ACTION_FIELDS) or not all(-1.0 <= v <= 1.0 for v in hyper["action"]):
+            raise UserError(f"--action needs {len(ACTION_FIELDS)} numbers in [-1, 1], got '{args.action}'")
     return hyper
 
 
@@ -89,39 +101,123 @@ def describe(values: list[float | None]) -> dict[str, float | None]:
     return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
 
 
+@dataclasses.dataclass
+class Resumed:
+    """What a --resume continues: the saved configuration, agent, seed and learning progress."""
+
+    config: EnvConfig
+    agent: str
+    seed: int
+    hyper: dict[str, Any]
+    progress: dict[str, Any]
+
+
+def requested_env_config(saved: EnvConfig, args: argparse.Namespace, given: set[str], agent: str) -> EnvConfig:
+    """The environment configuration the flags of a --resume ask for: the saved one with the
+    given flags applied (with --config, that file in place of the saved configuration)."""
+    task = args.task if "task" in given else saved.engine.task
+    mode = preferred_action_mode(agent) if "agent" in given else saved.action_mode
+    overrides = dict(parse_override(s) for s in args.set)
+    if args.config is not None:
+        return make_env_config(
+            task,
+            mode,
+            rounds=args.rounds,
+            config_file=args.config,
+            engine_overrides=overrides,
+            teacher=args.teacher if "teacher" in given else saved.teacher,
+            data_root=args.data_root if "data_root" in given else saved.data_root,
+            download=args.download or saved.download,
+            device=saved.device,
+        )
+    changes = {**overrides, **({"rounds": args.rounds} if args.rounds is not None else {})}
+    if task != saved.engine.task:
+        changes["task"] = task
+    data = saved.to_dict()
+    data["engine"] = (replace_nested(saved.engine, **changes) if changes else saved.engine).to_dict()
+    data.update({dest: getattr(args, dest) for dest in ("teacher", "data_root", "download") if dest in given})
+    data["action_mode"] = mode
+    return EnvConfig.from_dict(data)
+
+
+def resumed_run(args: argparse.Namespace, given: set[str], out: Path) -> Resumed:
+    """Read what ``out`` holds to continue; flags that would change it are refused in one line."""
+    progress_file, config_file = out / "checkpoint" / "progress.json", out / ENV_CONFIG_FILE
+    if not progress_file.is_file():
+        raise UserError(f"--resume: no checkpoint in {progress_file.parent}; start the run without --resume")
+    if not config_file.is_file():
+        raise UserError(f"--resume: {config_file} is missing; start the run afresh without --resume")
+    try:
+        progress = json.loads(progress_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--resume: {progress_file} is unreadable ({exc}); start the run afresh") from None
+    saved_config = EnvConfig.load(config_file)
+    saved = Resumed(
+        config=saved_config,
+        agent=str(progress.get("agent", args.agent)),  # checkpoints of earlier versions do not name their agent
+        seed=int(progress.get("seed", args.seed)),
+        hyper=dict(progress.get("hyper", {})),
+        progress=progress,
+    )
+    if saved.agent not in AGENTS:
+        raise unknown_name("agent", saved.agent, AGENTS)
+    agent = args.agent if "agent" in given else saved.agent
+    requested = {
+        "agent": agent,
+        "seed": args.seed if "seed" in given else saved.seed,
+        "hyper": agent_hyper(args) if given & {"hyper", "action"} else saved.hyper,
+        "env": requested_env_config(saved_config, args, given, agent).to_dict(),
+    }
+    refuse_changes_on_resume(
+        {"agent": saved.agent, "seed": saved.seed, "hyper": saved.hyper, "env": saved_config.to_dict()},
+        requested,
+        config_file,
+    )
+    if "device" in given:  # where it runs may change, what it runs may not
+        saved.config = dataclasses.replace(saved.config, device=args.device)
+    return saved
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     task = get_task(args.task)
     if args.agent not in AGENTS:
         raise unknown_name("agent", args.agent, AGENTS)
     out = args.out or Path("runs") / "agent" / f"{task.name}-{args.agent}-s{args.seed}"
     ckpt_dir = out / "checkpoint"
-    if args.resume and not (ckpt_dir / "progress.json").is_file():
-        raise UserError(f"--resume: no checkpoint in {ckpt_dir}; start the run without --resume")
+    resumed = resumed_run(args, explicit_flags(parser, argv), out) if args.resume else None
+    if resumed is not None:
+        config, agent_name, seed, hyper = resumed.config, resumed.agent, resumed.seed, resumed.hyper
+        task = get_task(config.engine.task)
+    else:
+        config = env_config_from_cli(task.name, preferred_action_mode(args.agent), args)
+        agent_name, seed, hyper = args.agent, args.seed, agent_hyper(args)
     total_steps = args.total_steps if args.total_steps is not None else episode_defaults(task.name)["total_steps"]
     if total_steps < 1 or args.eval_episodes < 1:
         raise UserError("--total-steps and --eval-episodes must be at least 1")
+    prepare_out_dir(out)
 
     start = time.perf_counter()
-    config = env_config_from_cli(task.name, preferred_action_mode(args.agent), args)
-    env = DistillationEnv(config)  # loads (or trains) the teacher; one-line error when impossible
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / "env_config.yaml")
-    hyper = agent_hyper(args)
+    env = make_env(config, train_teacher=True)  # trains a missing teacher; a one-line error when impossible
+    base_env = env.unwrapped
+    assert isinstance(base_env, DistillationEnv)
+    if resumed is None:
+        config.save(out / ENV_CONFIG_FILE)
     curve: list[dict[str, Any]] = []
     elapsed_before = 0.0
-    if args.resume:
-        progress = json.loads((ckpt_dir / "progress.json").read_text())
-        agent = AGENTS[args.agent].load(ckpt_dir / "agent", env, device=args.agent_device)
-        curve, elapsed_before = progress["curve"], float(progress["wall_time_s"])
+    if resumed is not None:
+        agent = AGENTS[agent_name].load(ckpt_dir / "agent", env, device=args.agent_device)
+        curve, elapsed_before = resumed.progress["curve"], float(resumed.progress["wall_time_s"])
     else:
-        agent = make_agent(args.agent, env, seed=args.seed, device=args.agent_device, **hyper)
+        agent = make_agent(agent_name, env, seed=seed, device=args.agent_device, **hyper)
+    identity = {"agent": agent_name, "seed": seed, "hyper": hyper}
 
     writer = SummaryWriter(str(out / "tb"))
     bar = tqdm(
         total=total_steps,
         initial=agent.num_steps,
-        desc=f"{args.agent} on {task.name}",
+        desc=f"{agent_name} on {task.name}",
         unit="round",
         disable=args.no_progress,
     )
@@ -151,48 +247,49 @@ def main(argv: list[str] | None = None) -> int:
             writer.add_scalar("train/episode_return", episode_reward, step)
             bar.set_postfix(ret=f"{episode_reward:.3f}", acc=f"{info.get('test_acc') or 0:.3f}")
             episode_reward = 0.0
-            checkpoint(agent, ckpt_dir, curve, elapsed_before + time.perf_counter() - start)
+            checkpoint(agent, ckpt_dir, identity, curve, elapsed_before + time.perf_counter() - start)
         return True
 
     if agent.num_steps < total_steps:
         agent.learn(total_steps, callback=on_step)
     bar.close()
-    checkpoint(agent, ckpt_dir, curve, elapsed_before + time.perf_counter() - start)
+    checkpoint(agent, ckpt_dir, identity, curve, elapsed_before + time.perf_counter() - start)
     agent.save(out / "agent")
 
     evaluations: dict[str, list[dict[str, Any]]] = {
-        args.agent: [run_episode(env, agent, EVAL_SEED_BASE + i) for i in range(args.eval_episodes)]
+        agent_name: [run_episode(env, agent, EVAL_SEED_BASE + i) for i in range(args.eval_episodes)]
     }
     # the learned policy's last evaluation episode: its student and buffer samples
-    assert env.engine is not None
-    student_arch = env.engine.config.student_arch or task.student_arch
+    engine = base_env.engine
+    assert engine is not None
+    student_arch = engine.config.student_arch or task.student_arch
     save_model(
         out / "student.pt",
-        env.engine.delivered_student,
-        card_for(task, student_arch, "student", env.engine.test_accuracy()),
+        engine.delivered_student,
+        card_for(task, student_arch, "student", engine.test_accuracy()),
     )
-    frame = env_frame(env)
+    frame = env_frame(base_env)
     if frame is not None:
-        plt.imsave(out / "samples.png", frame)
+        imsave(out / "samples.png", frame)
     # baselines play in the continuous form, where SSD-KD's decisions are represented exactly
     baseline_env = env
     if config.action_mode != "continuous":
-        baseline_env = DistillationEnv(dataclasses.replace(config, action_mode="continuous"))
+        baseline_env = make_env(dataclasses.replace(config, action_mode="continuous"))
     for baseline in ("ssdkd", "random"):
-        if baseline != args.agent:
-            policy = make_agent(baseline, baseline_env, seed=args.seed)
+        if baseline != agent_name:
+            policy = make_agent(baseline, baseline_env, seed=seed)
             evaluations[baseline] = [
                 run_episode(baseline_env, policy, EVAL_SEED_BASE + i) for i in range(args.eval_episodes)
             ]
     writer.close()
     wall = elapsed_before + time.perf_counter() - start
     summary = {
-        "agent": args.agent,
+        "agent": agent_name,
         "task": task.name,
         "total_steps": agent.num_steps,
         "wall_time_s": round(wall, 2),
         "rounds_per_episode": config.engine.rounds,
-        "seed": args.seed,
+        "seed": seed,
         "eval_episodes": args.eval_episodes,
         "policies": {
             name: {
@@ -208,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(out / "summary.json", summary)
     write_outputs(out, summary)
-    best = summary["policies"][args.agent]
+    best = summary["policies"][agent_name]
     print(
-        f"{args.agent} on {task.name}: student_acc={fmt(best['student_acc'])} "
+        f"{agent_name} on {task.name}: student_acc={fmt(best['student_acc'])} "
         f"probe_agreement={fmt(best['probe_agreement'])} in {wall:.0f}s -> {out}"
     )
     return 0
@@ -224,10 +321,17 @@ def env_frame(env: DistillationEnv) -> np.ndarray | None:
         env.render_mode = previous
 
 
-def checkpoint(agent: Agent, ckpt_dir: Path, curve: list[dict[str, Any]], wall: float) -> None:
-    """Agent first, then the progress file that points at it: a kill between them loses nothing done."""
+def checkpoint(
+    agent: Agent, ckpt_dir: Path, identity: dict[str, Any], curve: list[dict[str, Any]], wall: float
+) -> None:
+    """Agent first, then the progress file that points at it: a kill between them loses nothing done.
+
+    ``identity`` (agent name, seed, hyper-parameters asked for) is what --resume restores."""
     agent.save(ckpt_dir / "agent")
-    write_json(ckpt_dir / "progress.json", {"num_steps": agent.num_steps, "curve": curve, "wall_time_s": wall})
+    write_json(
+        ckpt_dir / "progress.json",
+        {**identity, "num_steps": agent.num_steps, "curve": curve, "wall_time_s": wall},
+    )
 
 
 def fmt(stats: dict[str, float | None]) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a teacher classifier on a task's real data.
+"""Train a teacher classifier on a task's real data and save a validated checkpoint.
 
     python train/train_teacher.py --task digits
     python train/train_teacher.py --task mnist --arch lenet5 --data-root ../shared/datasets/mnist
@@ -12,34 +12,31 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ssdkd_env.common.cli import run_cli
-from ssdkd_env.common.device import DEVICE_CHOICES, resolve_device
-from ssdkd_env.common.io import default_teacher_dir
+from ssdkd_env.common.cli import DefaultText, add_common_flags, make_parser, run_cli
+from ssdkd_env.common.device import resolve_device
+from ssdkd_env.common.io import default_teacher_dir, prepare_out_dir
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.models import list_models
 from ssdkd_env.supervised import TeacherRun, train_teacher
-from ssdkd_env.tasks import get_task, list_tasks
+from ssdkd_env.tasks import get_task
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
+    add_common_flags(p, "task")
+    p.add_argument(
+        "--arch", default=None, help=f"architecture (default: the task's teacher): {', '.join(list_models())}"
+    )
+    add_common_flags(p, "data-root", "download")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the task's recipe)")
+    cache = DefaultText("the teacher cache, $SSDKD_ENV_CACHE/teachers/TASK/ARCH")
+    add_common_flags(p, "seed", "device", "out", "no-progress", out=cache)
+    return p
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Train a teacher on a task's real data and save a validated checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--task", default="digits", help=f"task name: {', '.join(list_tasks())}")
-    parser.add_argument(
-        "--arch", default=None, help=f"architecture (default: the task's teacher): {', '.join(list_models())}"
-    )
-    parser.add_argument("--data-root", default=None, help="folder holding the task's data (torchvision layout)")
-    parser.add_argument("--download", action="store_true", help="download the data into --data-root if missing")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the task's recipe)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the teacher cache)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         raise unknown_name("architecture", arch, list_models())
     if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be at least 1")
+    out = prepare_out_dir(args.out or default_teacher_dir(task.name, arch))
     run = TeacherRun(
         task=task,
         arch=arch,
-        out_dir=args.out or default_teacher_dir(task.name, arch),
+        out_dir=out,
         data_root=args.data_root,
         download=args.download,
         epochs=args.epochs,

@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.common.actions import distillation_env, unit_to_action
+from agents.common.actions import default_action, distillation_env, unit_to_action
 from agents.common.stepping import SteppingAgent
 from agents.registry import register_agent
 from ssdkd_env.env import ACTION_FIELDS
@@ -41,7 +41,7 @@ class ConstantAgent(SteppingAgent):
 
 @register_agent
 class FixedAgent(ConstantAgent):
-    """Hyper ``action``: 6 floats in [-1, 1] (the continuous form; snapped in the discrete forms).
+    """Hyper ``action``: 7 floats in [-1, 1] (the canonical form; snapped in the discrete forms).
 
     Default: the engine's configured decisions (``env.default_action()``).
     """
@@ -50,14 +50,13 @@ class FixedAgent(ConstantAgent):
     defaults = {"action": None}
 
     def constant_action(self) -> np.ndarray | int:
-        env = distillation_env(self.env)
         if self.hyper["action"] is None:
-            return env.default_action()
+            return default_action(self.env)
         unit = np.asarray(self.hyper["action"], dtype=np.float64)
         if unit.shape != (len(ACTION_FIELDS),) or not np.all(np.abs(unit) <= 1.0):
             raise UserError(f"fixed agent: 'action' must be {len(ACTION_FIELDS)} numbers in [-1, 1], got {unit}")
         self.hyper["action"] = [float(u) for u in unit]
-        return unit_to_action(env, unit)
+        return unit_to_action(self.env, unit)
 
 
 @register_agent
@@ -67,7 +66,7 @@ class SSDKDAgent(ConstantAgent):
     name = "ssdkd"
 
     def constant_action(self) -> np.ndarray | int:
-        return distillation_env(self.env).default_action()
+        return default_action(self.env)
 
 
 @register_agent
@@ -79,4 +78,4 @@ class UniformAgent(ConstantAgent):
     def constant_action(self) -> np.ndarray | int:
         env = distillation_env(self.env)
         decision = dataclasses.replace(env.config.engine.action, alpha=0.0, beta=0.0)
-        return unit_to_action(env, env.mapper.encode(decision))
+        return unit_to_action(self.env, env.encode_action(decision))

@@ -60,14 +60,16 @@ class ReinforceAgent(SteppingAgent):
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
-        space = env.action_space
-        if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
+        space, obs_space = env.action_space, env.observation_space
+        if not (isinstance(space, gym.spaces.Box) and np.all(space.low == -1.0) and np.all(space.high == 1.0)):
             raise UserError("reinforce needs a Box action space in [-1, 1]")
+        if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+            raise UserError("reinforce needs a flat Box observation space")
         self.torch_device = resolve_device(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             net = GaussianPolicy(
-                env.observation_space.shape[0], space.shape[0], int(self.hyper["hidden"]), self.hyper["init_log_std"]
+                obs_space.shape[0], space.shape[0], int(self.hyper["hidden"]), self.hyper["init_log_std"]
             )
         self.policy = net.to(self.torch_device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.hyper["lr"])

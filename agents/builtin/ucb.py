@@ -11,7 +11,7 @@ import numpy as np
 from agents.common.actions import distillation_env, unit_to_action
 from agents.common.stepping import SteppingAgent, Transition
 from agents.registry import register_agent
-from ssdkd_env.env import ACTION_FIELDS, DistillationEnv
+from ssdkd_env.env import ACTION_FIELDS
 from ssdkd_env.errors import UserError
 from ssdkd_env.replay import EVICTION_RULES
 
@@ -19,19 +19,21 @@ _FIELD = {f.name: i for i, f in enumerate(ACTION_FIELDS)}
 # Unit values tried per varied decision: the low end, middle and high end of its range, and each eviction rule.
 VARIED: dict[str, tuple[float, ...]] = {
     "alpha": (-1.0, 0.0, 1.0),
-    "phi_mix": (-1.0, 0.0, 1.0),
+    "diversity": (-1.0, 0.0, 1.0),
+    "difficulty": (-1.0, 0.0, 1.0),
     "replace_fraction": (-1.0, 0.0, 1.0),
     "eviction": tuple(-1.0 + (2 * i + 1) / 3.0 for i in range(len(EVICTION_RULES))),
 }
 
 
-def curated_arms(env: DistillationEnv) -> list[np.ndarray | int]:
-    """SSD-KD's decision first, then it with one of alpha, phi_mix, replace_fraction, eviction changed.
+def curated_arms(env: gym.Env) -> list[np.ndarray | int]:
+    """SSD-KD's decision first, then it with one of alpha, diversity, difficulty, replace_fraction or
+    eviction changed.
 
-    Arms are built as [-1, 1]^6 vectors and mapped to the env's form; duplicates (after snapping to
+    Arms are built as canonical [-1, 1]^7 vectors and mapped to the env's form; duplicates (after snapping to
     the discrete forms' bins) are dropped.
     """
-    base = env.mapper.encode(env.config.engine.action)
+    base = distillation_env(env).default_action().astype(np.float64)
     units = [base]
     for field, values in VARIED.items():
         for value in values:
@@ -65,7 +67,7 @@ class UCBAgent(SteppingAgent):
 
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
-        self.arms = curated_arms(distillation_env(env))
+        self.arms = curated_arms(env)
         self.counts = np.zeros(len(self.arms), dtype=np.int64)
         self.sums = np.zeros(len(self.arms), dtype=np.float64)
         self._arm = 0

@@ -1,4 +1,4 @@
-"""Action forms: which one an environment uses, and mapping [-1, 1]^6 vectors into it."""
+"""Action forms: which one an environment uses, and mapping canonical [-1, 1]^7 vectors into it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ssdkd_env.env import DistillationEnv
+from ssdkd_env.env import BinnedActions, DistillationEnv
 from ssdkd_env.errors import UserError
 
 
@@ -30,14 +30,22 @@ def distillation_env(env: gym.Env) -> DistillationEnv:
     return base
 
 
-def unit_to_action(env: DistillationEnv, unit: np.ndarray) -> np.ndarray | int:
-    """A [-1, 1]^6 vector -> the action in ``env``'s form (the discrete forms snap to the nearest bin)."""
+def binned_form(env: gym.Env) -> BinnedActions | None:
+    """The discrete-form wrapper in ``env``'s wrapper chain, if any."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, BinnedActions):
+            return env
+        env = env.env
+    return None
+
+
+def unit_to_action(env: gym.Env, unit: np.ndarray) -> np.ndarray | int:
+    """A canonical [-1, 1]^7 vector -> the action in ``env``'s form (the discrete forms snap to the nearest bin)."""
     unit = np.clip(np.asarray(unit, dtype=np.float64).reshape(-1), -1.0, 1.0)
-    mode = env.config.action_mode
-    if mode == "continuous":
-        return unit.astype(np.float32)
-    bins = env.mapper.bins
-    idx = [int(round((u + 1.0) / 2.0 * (n - 1))) for u, n in zip(unit, bins, strict=True)]
-    if mode == "multi_discrete":
-        return np.array(idx, dtype=np.int64)
-    return int(np.ravel_multi_index(idx, bins))
+    wrapper = binned_form(env)
+    return unit.astype(np.float32) if wrapper is None else wrapper.nearest(unit)
+
+
+def default_action(env: gym.Env) -> np.ndarray | int:
+    """The environment's configured decisions in ``env``'s form."""
+    return unit_to_action(env, distillation_env(env).default_action())

@@ -1,7 +1,8 @@
-"""Atomic file writes and run folders."""
+"""Atomic file writes and output folders."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ssdkd_env.errors import UserError
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
@@ -42,3 +45,26 @@ def cache_dir() -> Path:
 def default_teacher_dir(task: str, arch: str) -> Path:
     """Where ``train_teacher.py`` puts a task's teacher when no ``--out`` is given."""
     return cache_dir() / "teachers" / task / arch
+
+
+def prepare_out_dir(path: Path, flag: str = "--out") -> Path:
+    """Create the output folder ``path`` if missing and check that files can be written in it.
+
+    Called before any heavy work, so that an output folder under a regular file, in a read-only
+    place or on a full disk is a one-line :class:`~ssdkd_env.errors.UserError` naming ``flag``
+    at once, not a traceback at the end of a long run.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder; give a folder for the outputs")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+            reason = "a part of the path is a file, not a folder"
+        raise UserError(f"{flag} {path} cannot be written to ({reason}); choose another folder") from None
+    return path

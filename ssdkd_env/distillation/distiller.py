@@ -11,26 +11,29 @@ import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_shrink, random_translate
+from ssdkd_env.common.validation import Validated, spec
+from ssdkd_env.losses import KD_LOSSES
 from ssdkd_env.replay import BufferBatch
-from ssdkd_env.synthesis import per_sample_kl
+from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 
 @dataclass
-class DistillerConfig:
+class DistillerConfig(Validated):
     """Student optimiser and KD loss settings."""
 
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    temperature: float = 4.0
-    batch_size: int = 128
-    augment_shift: int = 0  # random translation (pixels) of replayed samples; then relabelled by the teacher
+    lr: float = spec(0.1, ge=0)
+    momentum: float = spec(0.9, ge=0, lt=1)
+    weight_decay: float = spec(1e-4, ge=0)
+    temperature: float = spec(4.0, gt=0)
+    kd_loss: str = spec("kl", choices=KD_LOSSES.names)  # discrepancy the student minimises (ssdkd_env.losses)
+    batch_size: int = spec(128, ge=2)  # at least 2: BatchNorm needs more than one sample in training
+    augment_shift: int = spec(0, ge=0)  # random translation (pixels) of replayed samples; relabelled by the teacher
     augment_flip: bool = False  # random horizontal flips of replayed samples (natural images)
-    augment_rotate: float = 0.0  # random rotation of replayed samples, up to this many degrees
-    augment_scale: float = 0.0  # random rescaling of replayed samples by a factor in [1 - s, 1 + s]
-    augment_shrink: float = 0.0  # > 0: shrink replayed samples by a factor in [s, 1] onto their darkest value
-    augment_mixup: float = 0.0  # share of each batch blended with another sample, then relabelled by the teacher
-    ema_decay: float = 0.0  # > 0: the run delivers an exponential moving average of the student's weights
+    augment_rotate: float = spec(0.0, ge=0, le=180)  # random rotation of replayed samples, up to this many degrees
+    augment_scale: float = spec(0.0, ge=0, lt=1)  # random rescaling of replayed samples by a factor in [1 - s, 1 + s]
+    augment_shrink: float = spec(0.0, ge=0, le=1)  # > 0: shrink by a factor in [s, 1] onto the darkest value
+    augment_mixup: float = spec(0.0, ge=0, le=1)  # share of each batch blended with another sample, relabelled
+    ema_decay: float = spec(0.0, ge=0, lt=1)  # > 0: the run delivers an EMA of the student's weights
 
     @property
     def augments(self) -> bool:
@@ -50,7 +53,7 @@ class StepResult:
 
     discrepancy: torch.Tensor
     loss: float
-    kl: float
+    mean_discrepancy: float
     agreement: float
 
 
@@ -69,9 +72,12 @@ class Distiller:
         device: torch.device,
         teacher: nn.Module | None = None,
         rng: torch.Generator | None = None,
+        kind: TaskKind | None = None,
     ) -> None:
         if config.augments and teacher is None:
             raise ValueError("augmentation needs the teacher to relabel augmented samples")
+        self.loss_fn = KD_LOSSES.get(config.kd_loss)
+        self.kind = kind or TASK_KINDS.get("classification")
         self.student = student
         self.teacher = teacher
         self.rng = rng
@@ -94,13 +100,17 @@ class Distiller:
         """The student the run delivers: the weight average when ``ema_decay > 0``, else the student."""
         return self.student if self.ema is None else self.ema.module
 
+    def discrepancy(self, teacher_out: torch.Tensor, student_out: torch.Tensor) -> torch.Tensor:
+        """The KD loss's per-sample discrepancy at the configured temperature (a sample's priority)."""
+        return self.kind.per_sample(self.loss_fn.discrepancy(teacher_out, student_out, self.config.temperature))
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def step(self, batch: BufferBatch) -> StepResult:
-        """One importance-weighted KD step; returns per-sample KL as refreshed priorities."""
+        """One importance-weighted KD step; returns the per-sample discrepancy as refreshed priorities."""
         self.student.train()
         cfg = self.config
         temperature = cfg.temperature
@@ -117,8 +127,8 @@ class Distiller:
         with self._autocast():
             s_logits = self.student(images)
         s_logits = s_logits.float()
-        kl = per_sample_kl(t_logits, s_logits, temperature)
-        loss = (batch.weights * kl).mean() * temperature**2
+        discrepancy = self.discrepancy(t_logits, s_logits)
+        loss = (batch.weights * discrepancy).mean() * self.loss_fn.scale(temperature)
         if not torch.isfinite(loss):
             raise FloatingPointError("non-finite distillation loss")
         self.optimizer.zero_grad(set_to_none=True)
@@ -128,8 +138,10 @@ class Distiller:
         if self.ema is not None:
             self.ema.update_parameters(self.student)
         self.steps += 1
-        agreement = (s_logits.argmax(1) == t_logits.argmax(1)).float().mean()
-        return StepResult(kl.detach(), float(loss.detach()), float(kl.mean().detach()), float(agreement))
+        agreement = self.kind.agreement(s_logits, t_logits).mean()
+        return StepResult(
+            discrepancy.detach(), float(loss.detach()), float(discrepancy.mean().detach()), float(agreement)
+        )
 
     def state_dict(self) -> dict:
         state = {

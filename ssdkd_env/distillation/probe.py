@@ -14,8 +14,10 @@ import torch
 import torch.nn as nn
 
 from ssdkd_env.common.images import predict_logits
-from ssdkd_env.synthesis import SynthesisConfig, Synthesizer, per_sample_kl
+from ssdkd_env.losses import per_sample_kl
+from ssdkd_env.synthesis import MetaGeneratorSynthesizer, SynthesisConfig, SynthesisRequest
 from ssdkd_env.tasks import TaskSpec
+from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 
 @dataclass
@@ -31,17 +33,19 @@ class ProbeSet:
     images: torch.Tensor
     teacher_logits: torch.Tensor
     synthesized: int  # images synthesised to build it (including warm-up rounds)
+    kind: TaskKind = TASK_KINDS.get("classification")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def measure(self, student: nn.Module) -> ProbeMetrics:
-        """Student–teacher agreement and KL on the probe samples."""
+        """Student–teacher agreement and KL (temperature 1) on the probe samples."""
         if len(self) == 0:
             return ProbeMetrics(0.0, 0.0)
         s_logits = predict_logits(student, self.images).float()
-        agreement = float((s_logits.argmax(1) == self.teacher_logits.argmax(1)).float().mean())
-        return ProbeMetrics(agreement, float(per_sample_kl(self.teacher_logits, s_logits).mean()))
+        agreement = float(self.kind.agreement(s_logits, self.teacher_logits).mean())
+        kl = self.kind.per_sample(per_sample_kl(self.teacher_logits, s_logits))
+        return ProbeMetrics(agreement, float(kl.mean()))
 
 
 def build_probe(
@@ -52,37 +56,39 @@ def build_probe(
     synthesis: SynthesisConfig,
     device: torch.device,
     seed: int,
+    kind: TaskKind | None = None,
 ) -> ProbeSet:
     """Invert ``size`` probe samples: ``rounds`` rounds of BN + class loss, balanced classes.
 
     The first half of the rounds warm the generator up; the samples of the second half are kept.
     """
+    kind = kind or TASK_KINDS.get("classification")
     if size <= 0:
         empty = torch.zeros((0, *task.input_shape), device=device)
-        return ProbeSet(empty, torch.zeros((0, task.num_classes), device=device), 0)
+        return ProbeSet(empty, torch.zeros((0, task.num_classes), device=device), 0, kind)
     rounds = max(2, rounds)
     keep_rounds = rounds - rounds // 2
     per_round = -(-size // keep_rounds)  # ceil
     config = replace(synthesis, adv_weight=0.0)
     uniform = torch.zeros(task.num_classes, device=device)
     images, logits = [], []
-    with torch.random.fork_rng(devices=[]):  # depends on ``seed`` only and leaves the caller's stream alone
-        torch.manual_seed(seed)
-        synthesizer = Synthesizer(
-            teacher,
-            None,
-            task.input_shape,
-            task.num_classes,
-            task.mean,
-            task.std,
-            config,
-            device,
-            torch.Generator().manual_seed(seed),
-        )
-        for r in range(rounds):
-            out = synthesizer.synthesize(per_round, uniform, r, diversity=0.0, difficulty_gamma=0.0)
-            if r >= rounds // 2:
-                images.append(out.images)
-                logits.append(out.teacher_logits)
-        synthesizer.close()
-    return ProbeSet(torch.cat(images)[:size], torch.cat(logits)[:size], rounds * per_round)
+    # the probe depends on ``seed`` only: its own generators for weights and for sampling
+    synthesizer = MetaGeneratorSynthesizer(
+        teacher,
+        None,
+        task.input_shape,
+        task.num_classes,
+        task.mean,
+        task.std,
+        config,
+        device,
+        torch.Generator().manual_seed(seed),
+        torch.Generator().manual_seed(seed),
+    )
+    for r in range(rounds):
+        out = synthesizer.synthesize(SynthesisRequest(per_round, uniform, r))
+        if r >= rounds // 2:
+            images.append(out.images)
+            logits.append(out.teacher_logits)
+    synthesizer.close()
+    return ProbeSet(torch.cat(images)[:size], torch.cat(logits)[:size], rounds * per_round, kind)

@@ -1,7 +1,8 @@
 """The distillation engine: configuration, method presets and the round loop."""
 
-from ssdkd_env.engine.config import METHODS, TASK_DEFAULTS, EngineConfig, RoundAction, make_config, replace_nested
+from ssdkd_env.engine.config import TASK_DEFAULTS, EngineConfig, RoundAction, make_config, replace_nested
 from ssdkd_env.engine.engine import DistillationEngine, RoundMetrics
+from ssdkd_env.methods import METHODS
 
 __all__ = [
     "METHODS",

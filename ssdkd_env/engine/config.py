@@ -1,61 +1,60 @@
 """Configuration of a distillation run, as plain dataclasses (serialisable to JSON/YAML).
 
-Methods are presets: functions that adjust an :class:`EngineConfig`, kept in ``METHODS``.
-Per-task defaults live in ``TASK_DEFAULTS`` as data.
+Every field is type- and range-checked when a config is built (``Validated``). Methods are
+presets (``ssdkd_env.methods.presets``): the components they use and the settings they change,
+applied on top of the per-task defaults in ``TASK_DEFAULTS``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.distillation import DistillerConfig
-from ssdkd_env.errors import UserError, unknown_name
-from ssdkd_env.replay import EVICTION_RULES, EvictionRule
-from ssdkd_env.synthesis import SynthesisConfig
+from ssdkd_env.errors import UserError
+from ssdkd_env.methods import METHODS, ROUND_LOOPS
+from ssdkd_env.replay import MEMORIES, EvictionRule
+from ssdkd_env.synthesis import SYNTHESIZERS, SynthesisConfig
+from ssdkd_env.tasks import list_tasks
 
 StudentInit = Literal["random", "teacher"]
 STUDENT_INITS: tuple[StudentInit, ...] = ("random", "teacher")
 
 
 @dataclass
-class RoundAction:
-    """The sampling and buffer-update decisions of one round (what an RL agent controls)."""
+class RoundAction(Validated):
+    """The sampling and memory-update decisions of one round (what an RL agent controls)."""
 
-    alpha: float = 0.6  # priority exponent: P(i) ~ p_i^alpha (0 = uniform replay)
-    beta: float = 0.4  # importance-weight exponent: w_i = (N P(i))^-beta
-    diversity: float = 1.0  # phi: strength of drawing targets against the buffer's class histogram
-    difficulty: float = 2.0  # phi: focal exponent gamma of (1 - p_T(y|x))^gamma
-    replace_fraction: float = 0.1  # share of the buffer's slots replaced by new samples per round
+    alpha: float = spec(0.6, ge=0)  # priority exponent: P(i) ~ p_i^alpha (0 = uniform replay)
+    beta: float = spec(0.4, ge=0)  # importance-weight exponent: w_i = (N P(i))^-beta
+    diversity: float = spec(1.0, ge=0)  # phi: strength of drawing targets against the memory's class histogram
+    difficulty: float = spec(2.0, ge=0)  # phi: focal exponent gamma of (1 - p_T(y|x))^gamma
+    replace_fraction: float = spec(0.1, ge=0, le=1)  # share of the memory's slots replaced by new samples per round
     eviction: EvictionRule = "lowest"  # which slots the new samples replace
-    synth_budget: int = 200  # new synthetic samples per round
-
-    def validate(self) -> None:
-        if self.eviction not in EVICTION_RULES:
-            raise UserError(f"unknown eviction rule '{self.eviction}'; valid: {', '.join(EVICTION_RULES)}")
-        if self.synth_budget < 1 or not 0.0 <= self.replace_fraction <= 1.0:
-            raise UserError("synth_budget must be >= 1 and replace_fraction in [0, 1]")
+    synth_budget: int = spec(200, ge=1)  # new synthetic samples per round
 
 
 @dataclass
-class EngineConfig:
+class EngineConfig(Validated):
     """Everything that defines a distillation run except the teacher and the seed."""
 
-    method: str = "ssdkd"
-    task: str = "digits"
+    method: str = spec("ssdkd", choices=METHODS.names)  # the preset this config was made from (a label)
+    task: str = spec("digits", choices=list_tasks)
+    round_loop: str = spec("synthesize-replay", choices=ROUND_LOOPS.names)  # what one round does
+    synthesizer: str = spec("meta-generator", choices=SYNTHESIZERS.names)  # how samples are made
+    memory: str = spec("replay", choices=MEMORIES.names)  # where samples are kept: replay buffer or growing pool
     student_arch: str | None = None  # None: the task's default student
     student_init: StudentInit = "random"  # "teacher": start as a width-pruned copy of the teacher
-    rounds: int = 60
-    kd_steps: int = 25  # distillation steps per round
-    buffer_size: int = 2000
-    grow_only: bool = False  # Fast-like pool: keep every sample, never evict
-    probe_size: int = 500  # held-out synthetic samples for the data-free measure (0: none)
-    probe_rounds: int = 20  # inversion rounds that build the probe (the second half is kept)
-    eval_every: int = 1  # real test accuracy every N rounds when test data exists (0: last round only)
+    rounds: int = spec(60, ge=1)
+    kd_steps: int = spec(25, ge=0)  # distillation steps per round
+    buffer_size: int = spec(2000, ge=1)
+    probe_size: int = spec(500, ge=0)  # held-out synthetic samples for the data-free measure (0: none)
+    probe_rounds: int = spec(20, ge=1)  # inversion rounds that build the probe (the second half is kept)
+    eval_every: int = spec(1, ge=0)  # real test accuracy every N rounds when test data exists (0: last round only)
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     distiller: DistillerConfig = field(default_factory=DistillerConfig)
     action: RoundAction = field(default_factory=RoundAction)
@@ -65,8 +64,8 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
-        """Build from a (possibly partial) nested dict; unknown keys are errors."""
-        return _from_dict(cls, data)
+        """Build from a (possibly partial) nested dict; unknown keys and bad values are errors."""
+        return _from_dict(cls, data, "")
 
     def merged_with(self, partial: dict[str, Any]) -> EngineConfig:
         """A copy with the fields of ``partial`` (nested sections merged key by key) replaced."""
@@ -79,15 +78,21 @@ class EngineConfig:
         return EngineConfig.from_dict(data)
 
 
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+def _from_dict(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"config section '{path.rstrip('.')}' must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(fields)
     if unknown:
-        raise UserError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}; valid: {', '.join(fields)}")
+        raise UserError(
+            f"unknown config keys: {', '.join(path + k for k in sorted(map(str, unknown)))}; valid: {', '.join(fields)}"
+        )
     kwargs = {}
+    defaults = cls()
     for name, value in data.items():
-        default = getattr(cls(), name)
-        kwargs[name] = _from_dict(type(default), value) if dataclasses.is_dataclass(default) else value
+        default = getattr(defaults, name)
+        nested = dataclasses.is_dataclass(default)
+        kwargs[name] = _from_dict(type(default), value, f"{path}{name}.") if nested else value
     return cls(**kwargs)
 
 
@@ -98,9 +103,13 @@ def replace_nested(config: EngineConfig, **changes: Any) -> EngineConfig:
         node = data
         *parents, leaf = path.split(".")
         for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise UserError(f"unknown config key '{path}'")
             node = node[key]
         if leaf not in node:
             raise UserError(f"unknown config key '{path}'")
+        if isinstance(node[leaf], dict):
+            raise UserError(f"'{path}' is a config section: set its fields, e.g. {path}.FIELD=VALUE")
         node[leaf] = value
     return EngineConfig.from_dict(data)
 
@@ -136,46 +145,13 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _no_diversity(c: EngineConfig) -> EngineConfig:
-    return replace_nested(c, **{"action.diversity": 0.0})
-
-
-def _no_difficulty(c: EngineConfig) -> EngineConfig:
-    return replace_nested(c, **{"action.difficulty": 0.0})
-
-
-def _uniform(c: EngineConfig) -> EngineConfig:
-    return replace_nested(c, **{"action.alpha": 0.0, "action.beta": 0.0})
-
-
-def _grow(c: EngineConfig) -> EngineConfig:
-    return replace_nested(c, grow_only=True)
-
-
-def _fast(c: EngineConfig) -> EngineConfig:
-    """Fast (Fang et al.): growing pool, uniform replay, plain CE targets drawn uniformly."""
-    return _grow(_uniform(_no_difficulty(_no_diversity(c))))
-
-
-METHODS: dict[str, Callable[[EngineConfig], EngineConfig]] = {
-    "ssdkd": lambda c: c,
-    "ssdkd-no-diversity": _no_diversity,
-    "ssdkd-no-difficulty": _no_difficulty,
-    "ssdkd-uniform": _uniform,
-    "ssdkd-grow": _grow,
-    "fast": _fast,
-}
-
-
 def make_config(task: str, method: str = "ssdkd", **overrides: Any) -> EngineConfig:
     """The default configuration of ``method`` on ``task``, then ``overrides`` (dotted keys)."""
-    if method not in METHODS:
-        raise unknown_name("method", method, METHODS)
+    preset = METHODS.get(method)
     base = replace_nested(EngineConfig(task=task, method=method), **TASK_DEFAULTS.get(task, {}))
-    config = METHODS[method](base)
+    config = replace_nested(base, **preset.overrides) if preset.overrides else base
     if overrides:
         config = replace_nested(config, **overrides)
-    config.action.validate()
     return config
 
 

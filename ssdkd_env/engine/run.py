@@ -110,21 +110,14 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         "probe_agreement": log.rows[-1]["probe_agreement"],
         "probe_kl": log.rows[-1]["probe_kl"],
         "synthetic_samples": engine.synthetic_samples,
-        "buffer_size": engine.buffer.capacity,
-        "buffer_filled": engine.buffer.size,
+        "buffer_size": 0 if engine.memory is None else engine.memory.capacity,
+        "buffer_filled": 0 if engine.memory is None else engine.memory.size,
         "rounds": engine.round,
         "kd_steps": engine.distiller.steps,
         "wall_time_s": round(wall_time, 2),
         "time_to_accuracy": _milestones(log),
         **peak_memory_mb(spec.device),
-        "buffer_memory_mb": round(
-            (
-                engine.buffer.images.numel() * engine.buffer.images.element_size()
-                + engine.buffer.teacher_logits.numel() * 4
-            )
-            / 2**20,
-            2,
-        ),
+        "buffer_memory_mb": 0.0 if engine.memory is None else round(engine.memory.memory_bytes() / 2**20, 2),
         "seed": spec.seed,
         "device": str(spec.device),
         "config": config.to_dict(),
@@ -155,15 +148,16 @@ def _milestones(log: RunLog) -> dict[str, dict[str, float] | None]:
 
 
 def _figures(engine: DistillationEngine, log: RunLog, out: Path, task: TaskSpec) -> None:
-    buf = engine.buffer
-    save_sample_grid(
-        out / "buffer_samples.png",
-        buf.images[: buf.size],
-        buf.predicted_classes(),
-        task.num_classes,
-        task.mean,
-        task.std,
-    )
+    if engine.memory is not None:
+        images, outputs = engine.memory.contents()
+        save_sample_grid(
+            out / "buffer_samples.png",
+            images,
+            engine.kind.predicted_classes(outputs),
+            task.num_classes,
+            task.mean,
+            task.std,
+        )
     series = {"probe agreement": log.column("probe_agreement")}
     if any(r.get("test_acc") not in (None, "") for r in log.rows):
         series["student test accuracy"] = log.column("test_acc")

@@ -1,15 +1,26 @@
-"""The Gymnasium environment: distillation rounds as steps, buffer statistics as observations."""
+"""The Gymnasium environment: distillation rounds as steps, memory statistics as observations."""
 
 from ssdkd_env.env.config import ACTION_MODES, REWARDS, EnvConfig
-from ssdkd_env.env.distillation_env import DistillationEnv
-from ssdkd_env.env.spaces import ACTION_FIELDS, ActionMapper, observation_fields
+from ssdkd_env.env.distillation_env import DistillationEnv, make_env
+from ssdkd_env.env.spaces import (
+    ACTION_FIELDS,
+    ActionMapper,
+    BinnedActions,
+    DiscreteActions,
+    MultiDiscreteActions,
+    observation_fields,
+)
 
 __all__ = [
     "ACTION_FIELDS",
     "ACTION_MODES",
     "REWARDS",
     "ActionMapper",
+    "BinnedActions",
+    "DiscreteActions",
     "DistillationEnv",
     "EnvConfig",
+    "MultiDiscreteActions",
+    "make_env",
     "observation_fields",
 ]

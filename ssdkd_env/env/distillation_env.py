@@ -1,12 +1,13 @@
 """The distillation process as a Gymnasium environment.
 
-An episode is one distillation run; a step is one round of the SSD-KD engine with the agent's
-sampling and buffer-update decisions. Running it with a fixed action is ``train/distill.py``.
+An episode is one distillation run; a step is one round of the engine with the agent's sampling
+and memory-update decisions. Running it with the fixed action ``default_action()`` is exactly
+``train/distill.py``. The action space is one canonical Box; :func:`make_env` adds the discrete
+forms as wrappers and is the one place that may train a missing teacher.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
@@ -16,12 +17,14 @@ import torch.nn as nn
 
 from ssdkd_env.checkpoint import ModelCard
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.distillation import ProbeSet, build_probe
-from ssdkd_env.engine import DistillationEngine, RoundAction, make_config, replace_nested
+from ssdkd_env.distillation import ProbeMetrics, ProbeSet, build_probe
+from ssdkd_env.engine import DistillationEngine, RoundAction, replace_nested
 from ssdkd_env.engine.engine import RoundMetrics
 from ssdkd_env.env.config import EnvConfig
-from ssdkd_env.env.spaces import ActionMapper, observation_fields, observation_space, observe
+from ssdkd_env.env.spaces import ACTION_SIZE, ACTION_WRAPPERS, ActionMapper, action_space, observation_fields
 from ssdkd_env.errors import UserError
+from ssdkd_env.observation import assemble, observation_space
+from ssdkd_env.replay import MEMORIES
 from ssdkd_env.reporting.plots import class_sorted_grid, denormalize
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
@@ -43,25 +46,15 @@ class DistillationEnv(gym.Env):
     ) -> None:
         """``config``: an :class:`EnvConfig` (or its dict). Keyword arguments refine it:
         ``task`` and ``method`` pick the engine's defaults, :class:`EnvConfig` field names
-        (``reward``, ``action_mode``, ``teacher``, ``data_root``, ``device``, ...) set those, and
-        anything else is a dotted engine field (``rounds=20``, ``**{"action.synth_budget": 64}``).
-        ``teacher_model``: an in-memory teacher (tests, notebooks) instead of a checkpoint."""
+        (``reward``, ``teacher``, ``data_root``, ``device``, ...) set those, and anything else is
+        a dotted engine field (``rounds=20``, ``**{"action.synth_budget": 64}``).
+        ``teacher_model``: an in-memory teacher (tests, notebooks) instead of a checkpoint. Without
+        one, the teacher is loaded (``config.teacher`` or the task's cache), never trained."""
         super().__init__()
-        if config is None:
-            config = EnvConfig()
-        elif isinstance(config, dict):
-            config = EnvConfig.from_dict(config)
-        config = copy.deepcopy(config)
-        if task is not None or method is not None:
-            config.engine = make_config(task or config.engine.task, method or config.engine.method)
-        env_fields = {f.name for f in dataclasses.fields(EnvConfig)} - {"engine"}
-        for key in [k for k in overrides if k in env_fields]:
-            setattr(config, key, overrides.pop(key))
-        if overrides:
-            config.engine = replace_nested(config.engine, **overrides)
-        config.validate()
+        config = resolve_env_config(config, task, method, overrides)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UserError(f"unknown render mode '{render_mode}'; valid: rgb_array")
+        memory_class = MEMORIES.get(config.engine.memory)
         self.config = config
         self.render_mode = render_mode
         self.task = get_task(config.engine.task)
@@ -80,26 +73,28 @@ class DistillationEnv(gym.Env):
             )
         else:
             self.teacher, self.teacher_card = obtain_teacher(
-                self.task, config.teacher, config.data_root, config.download, self.device, progress=False
+                self.task, config.teacher, config.data_root, config.download, self.device, progress=False, train=False
             )
         self.test_set = test_split_if_available(self.task, config.data_root, config.download)
         if config.reward == "oracle" and self.test_set is None:
             raise UserError(
                 f"reward='oracle' needs the real test split of '{self.task.name}' (not data-free): set data_root"
             )
-        self.mapper = ActionMapper(config.engine.action.synth_budget, config.action_bins)
-        self.action_space = self.mapper.space(config.action_mode)
-        self.observation_space = observation_space(self.task.num_classes)
-        self.observation_names = [f.name for f in observation_fields(self.task.num_classes)]
+        self.mapper = ActionMapper(config.engine.action.synth_budget)
+        self.action_space = action_space()
+        self.observation_fields = observation_fields(self.task.num_classes, memory_class)
+        self.observation_space = observation_space(self.observation_fields)
+        self.observation_names = [f.name for f in self.observation_fields]
         self._probe: ProbeSet | None = None
         self.engine: DistillationEngine | None = None
         self._quality = 0.0
-        self._previous = np.zeros(len(self.mapper.bins))
+        self._previous = np.zeros(ACTION_SIZE)
+        self._last_obs: np.ndarray | None = None
         self._needs_reset = True
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Fresh student, generator, buffer (the teacher and the probe set are kept).
+        """Fresh student, generator, memory (the teacher and the probe set are kept).
 
         ``options`` may override engine fields for this episode by dotted key, e.g. ``{"rounds": 10}``.
         """
@@ -113,9 +108,9 @@ class DistillationEnv(gym.Env):
         self.engine = DistillationEngine(
             engine_config, self.task, self.teacher, self.device, episode_seed, self.test_set, self.probe
         )
-        self._previous = np.zeros(len(self.mapper.bins))
+        self._previous = np.zeros(ACTION_SIZE)
         initial_probe = self.engine.probe.measure(self.engine.delivered_student)
-        obs = observe(self.engine, None, self._previous, initial_probe)
+        self._last_obs = self._observe(None, initial_probe)
         # Quality before any round is chance level (1/K) for every episode: a fresh student knows
         # nothing, and its measured agreement only reflects its random initialisation, which
         # would add noise unrelated to the run's outcome to every episode's return.
@@ -128,43 +123,48 @@ class DistillationEnv(gym.Env):
             "kd_steps": 0,
             "episode_seed": episode_seed,
         }
-        return obs, info
+        return self._last_obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self._needs_reset or self.engine is None:
+        if self._needs_reset or self.engine is None or self._last_obs is None:
             raise RuntimeError("call reset() before step() (the episode ended or diverged)")
-        unit = self.mapper.to_unit(action, self.config.action_mode)
+        unit = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
         decision = self.mapper.decode(unit)
-        snapshot = copy.deepcopy(self.engine.state_dict())
         try:
             metrics = self.engine.run_round(decision)
-            if not np.isfinite([metrics.kd_loss, metrics.probe_kl, metrics.batch_kl]).all():
+            if not np.isfinite([metrics.kd_loss, metrics.probe_kl, metrics.batch_discrepancy]).all():
                 raise FloatingPointError("non-finite round metrics")
         except FloatingPointError:
-            self.engine.load_state_dict(snapshot)  # roll the round back
+            # the engine's state is not trusted any more: the episode ends here and needs a reset
             self._needs_reset = True
-            info = {"diverged": True, "action": decision.__dict__, **self._counters()}
-            obs = observe(self.engine, None, self._previous)
-            return obs, -float(self.config.divergence_penalty), False, True, info
+            info = {"diverged": True, "action": dataclasses.asdict(decision), **self._counters()}
+            return self._last_obs, -float(self.config.divergence_penalty), False, True, info
         quality = self._measure_quality(metrics)
         reward = quality - self._quality - self.config.compute_cost * decision.synth_budget
         self._quality = quality
         self._previous = unit
         terminated = self.engine.done
         self._needs_reset = terminated
-        info = {**metrics.as_dict(), "quality": quality, "diverged": False, "action": decision.__dict__}
-        return observe(self.engine, metrics, unit), float(reward), terminated, False, info
+        info = {
+            **metrics.as_dict(),
+            "quality": quality,
+            "diverged": False,
+            "action": dataclasses.asdict(decision),
+        }
+        self._last_obs = self._observe(metrics)
+        return self._last_obs, float(reward), terminated, False, info
 
     def render(self) -> np.ndarray | None:
-        """An RGB grid of buffer samples, one row per teacher class."""
-        if self.render_mode != "rgb_array" or self.engine is None:
+        """An RGB grid of memory samples, one row per teacher class."""
+        if self.render_mode != "rgb_array" or self.engine is None or self.engine.memory is None:
             return None
-        buf = self.engine.buffer
-        if buf.size == 0:
+        images, outputs = self.engine.memory.contents()
+        if images.shape[0] == 0:
             return np.zeros((32, 32, 3), dtype=np.uint8)
         from torchvision.utils import make_grid
 
-        grid, nrow = class_sorted_grid(buf.images[: buf.size], buf.predicted_classes(), self.task.num_classes)
+        classes = self.engine.kind.predicted_classes(outputs)
+        grid, nrow = class_sorted_grid(images, classes, self.task.num_classes)
         pixels = make_grid(denormalize(grid, self.task.mean, self.task.std).cpu(), nrow=nrow, padding=1)
         if pixels.shape[0] == 1:
             pixels = pixels.expand(3, -1, -1)
@@ -192,18 +192,41 @@ class DistillationEnv(gym.Env):
             )
         return self._probe
 
-    def default_action(self) -> np.ndarray | int:
-        """The action that reproduces the engine's configured (fixed) decisions, in this env's form."""
-        unit = self.mapper.encode(self.config.engine.action)
-        if self.config.action_mode == "continuous":
-            return unit.astype(np.float32)
-        idx = [int(round((u + 1.0) / 2.0 * (n - 1))) for u, n in zip(unit, self.mapper.bins, strict=True)]
-        if self.config.action_mode == "multi_discrete":
-            return np.array(idx, dtype=np.int64)
-        return int(np.ravel_multi_index(idx, self.mapper.bins))
+    def default_action(self) -> np.ndarray:
+        """The canonical action that reproduces the engine's configured (fixed) decisions."""
+        return self.mapper.encode(self.config.engine.action).astype(np.float32)
+
+    def encode_action(self, decision: RoundAction) -> np.ndarray:
+        """The canonical action for ``decision``."""
+        return self.mapper.encode(decision).astype(np.float32)
 
     def decode_action(self, action: Any) -> RoundAction:
-        return self.mapper.decode(self.mapper.to_unit(action, self.config.action_mode))
+        """The decisions a canonical action stands for."""
+        return self.mapper.decode(np.asarray(action))
+
+    def _observe(self, metrics: RoundMetrics | None, probe: ProbeMetrics | None = None) -> np.ndarray:
+        """The observation after a round (``metrics=None`` before any round, with ``probe`` then)."""
+        engine = self.engine
+        assert engine is not None and engine.memory is not None
+        if metrics is None:
+            probe = probe or engine.probe.measure(engine.delivered_student)
+            measures = {"batch_discrepancy": 0.0, "batch_agreement": 0.0, "probe_kl": probe.kl}
+            measures["probe_agreement"] = probe.agreement
+        else:
+            measures = {
+                "batch_discrepancy": metrics.batch_discrepancy,
+                "batch_agreement": metrics.batch_agreement,
+                "probe_kl": metrics.probe_kl,
+                "probe_agreement": metrics.probe_agreement,
+            }
+        rounds = max(1, engine.config.rounds)
+        values = {
+            "progress": engine.round / rounds,
+            **engine.memory.stats(),
+            **measures,
+            "previous_action": self._previous,
+        }
+        return assemble(self.observation_fields, values, rounds)
 
     def _measure_quality(self, metrics: RoundMetrics) -> float:
         """m_t after a round: probe agreement, or (oracle) real test accuracy."""
@@ -220,3 +243,45 @@ class DistillationEnv(gym.Env):
             "kd_steps": self.engine.distiller.steps,
             "round": self.engine.round,
         }
+
+
+def resolve_env_config(
+    config: EnvConfig | dict[str, Any] | None, task: str | None, method: str | None, overrides: dict[str, Any]
+) -> EnvConfig:
+    """An :class:`EnvConfig` from a config or its dict, refined by ``task``/``method`` and overrides."""
+    if config is None:
+        config = EnvConfig()
+    elif isinstance(config, dict):
+        config = EnvConfig.from_dict(config)
+    if task is None and method is None and not overrides:
+        return config
+    return config.refined(task, method, **overrides)
+
+
+def make_env(
+    config: EnvConfig | dict[str, Any] | None = None,
+    *,
+    train_teacher: bool = False,
+    render_mode: str | None = None,
+    teacher_model: nn.Module | None = None,
+    task: str | None = None,
+    method: str | None = None,
+    **overrides: Any,
+) -> gym.Env:
+    """The environment in the action form of ``config.action_mode`` (the discrete forms wrap the
+    canonical Box). ``train_teacher=True`` trains and caches the task's teacher first when there is
+    none (the only way building an environment trains anything)."""
+    config = resolve_env_config(config, task, method, dict(overrides))
+    if train_teacher and teacher_model is None:
+        obtain_teacher(
+            get_task(config.engine.task),
+            config.teacher,
+            config.data_root,
+            config.download,
+            resolve_device(config.device),
+            progress=True,
+            train=True,
+        )
+    env: gym.Env = DistillationEnv(config, render_mode=render_mode, teacher_model=teacher_model)
+    wrapper = ACTION_WRAPPERS.get(config.action_mode)
+    return wrapper(env, config.action_bins) if wrapper is not None else env

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 
-from ssdkd_env.engine import make_config, replace_nested
+from ssdkd_env.engine import make_config
 from ssdkd_env.engine.config import parse_override, read_config_file
 from ssdkd_env.env.config import EnvConfig
 from ssdkd_env.env.distillation_env import DistillationEnv
-from ssdkd_env.errors import UserError
 
 # Episode length and training budget of agent runs per task (digits: minutes on 2 CPU cores).
 EPISODE_DEFAULTS: dict[str, dict[str, int]] = {
@@ -44,24 +44,22 @@ def make_env_config(
     """The environment configuration of an agent run: a file or the task's defaults, then overrides."""
     if config_file is not None:
         data = read_config_file(config_file)
-        data.setdefault("engine", {})["task"] = task
+        engine = data.get("engine") or {}
+        data["engine"] = {**engine, "task": task} if isinstance(engine, dict) else engine
         config = EnvConfig.from_dict(data)
     else:
-        config = EnvConfig(engine=replace_nested(make_config(task), rounds=episode_defaults(task)["rounds"]))
-    changes = dict(engine_overrides or {})
+        config = EnvConfig(engine=make_config(task, rounds=episode_defaults(task)["rounds"]))
+    changes: dict[str, Any] = dict(engine_overrides or {})
     if rounds is not None:
         changes["rounds"] = rounds
-    if changes:
-        config.engine = replace_nested(config.engine, **changes)
-    if config.engine.rounds < 1:
-        raise UserError("rounds per episode must be at least 1")
-    config.teacher = teacher or config.teacher
-    config.data_root = data_root or config.data_root
-    config.download = download or config.download
-    config.device = device
-    config.action_mode = action_mode
-    config.validate()
-    return config
+    return config.refined(
+        teacher=teacher or config.teacher,
+        data_root=data_root or config.data_root,
+        download=download or config.download,
+        device=device,
+        action_mode=action_mode,
+        **changes,
+    )
 
 
 def env_config_from_cli(task: str, action_mode: str, args: Any) -> EnvConfig:
@@ -80,14 +78,16 @@ def env_config_from_cli(task: str, action_mode: str, args: Any) -> EnvConfig:
     )
 
 
-def run_episode(env: DistillationEnv, policy: Policy, seed: int) -> dict[str, Any]:
+def run_episode(env: gym.Env, policy: Policy, seed: int) -> dict[str, Any]:
     """Play one episode with ``policy`` (deterministic): per-round curves and final measures."""
+    base = env.unwrapped
+    assert isinstance(base, DistillationEnv)
     obs, _ = env.reset(seed=seed)
     done, total, rounds = False, 0.0, []
     info: dict[str, Any] = {}
     while not done:
         obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
-        total += reward
+        total += float(reward)
         done = terminated or truncated
         rounds.append(
             {
@@ -96,13 +96,13 @@ def run_episode(env: DistillationEnv, policy: Policy, seed: int) -> dict[str, An
                 "probe_agreement": info.get("probe_agreement"),
             }
         )
-    assert env.engine is not None
+    assert base.engine is not None
     return {
         "seed": seed,
         "return": total,
-        "student_acc": env.engine.test_accuracy(),
+        "student_acc": base.engine.test_accuracy(),
         "probe_agreement": info.get("probe_agreement"),
         "diverged": bool(info.get("diverged")),
-        "synthetic_samples": env.engine.synthetic_samples,
+        "synthetic_samples": base.engine.synthetic_samples,
         "rounds": rounds,
     }

@@ -21,6 +21,10 @@ class Generator(nn.Module):
     * ``"tanh_bn"``: Tanh then ``BatchNorm2d(C, affine=False)`` as in DFAD.
     """
 
+    # buffers of the "sigmoid" output (registered in __init__; declared here for the type checker)
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self,
         nz: int,
@@ -56,10 +60,10 @@ class Generator(nn.Module):
         )
         self.output = output
         if output == "sigmoid":
+            if std is not None and any(s <= 0 for s in std):
+                raise ValueError("generator std must be positive")
             self.register_buffer("mean", _channel_buffer(mean, 0.0, channels, "mean"))
             self.register_buffer("std", _channel_buffer(std, 1.0, channels, "std"))
-            if bool((self.std <= 0).any()):
-                raise ValueError("generator std must be positive")
             self.activation: nn.Module = nn.Sigmoid()
         else:
             self.activation = nn.Sequential(nn.Tanh(), nn.BatchNorm2d(channels, affine=False))
@@ -74,9 +78,9 @@ class Generator(nn.Module):
 
 
 def _channel_buffer(values: Sequence[float] | None, default: float, channels: int, what: str) -> Tensor:
-    """Per-channel statistics as a ``(1, C, 1, 1)`` tensor."""
+    """Per-channel statistics as a ``(1, C, 1, 1)`` CPU tensor (a constant, also when built on the meta device)."""
     if values is None:
         values = [default] * channels
     if len(values) != channels:
         raise ValueError(f"generator {what} needs {channels} values, got {len(values)}")
-    return torch.tensor(list(values), dtype=torch.float32).view(1, channels, 1, 1)
+    return torch.tensor(list(values), dtype=torch.float32, device="cpu").view(1, channels, 1, 1)

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import torch
 from torch import nn
 
 from ssdkd_env.errors import unknown_name
+from ssdkd_env.models.init import seeded
 
 Builder = Callable[[int, int], nn.Module]
 """Signature of a model builder: ``(num_classes, in_channels) -> classifier``."""
@@ -72,9 +74,16 @@ def get_model_entry(name: str) -> ModelEntry:
         raise unknown_name("architecture", name, list_models()) from None
 
 
-def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
-    """Instantiate a freshly initialised classifier by registry name."""
-    return get_model_entry(name).builder(num_classes, in_channels)
+def build_model(name: str, num_classes: int, in_channels: int, generator: torch.Generator | None = None) -> nn.Module:
+    """Instantiate a freshly initialised classifier by registry name.
+
+    With ``generator`` its initial weights are drawn from that generator and the global RNG is
+    left untouched (what the engine does); without, from the global RNG (PyTorch's default).
+    """
+    builder = get_model_entry(name).builder
+    if generator is None:
+        return builder(num_classes, in_channels)
+    return seeded(lambda: builder(num_classes, in_channels), generator)
 
 
 def is_compatible(name: str, input_shape: tuple[int, int, int]) -> bool:

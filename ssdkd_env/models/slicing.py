@@ -18,7 +18,7 @@ from ssdkd_env.models.base import Classifier
 _WEIGHTED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
 
 
-def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+def _weighted_layers(model: nn.Module) -> list[nn.Conv2d | nn.Linear | nn.BatchNorm2d]:
     return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
 
 
@@ -48,13 +48,17 @@ def _copy_plan(student: nn.Module, teacher: nn.Module) -> list[tuple[torch.Tenso
     teacher_channels = 0
     for s_layer, t_layer in zip(s_layers, t_layers, strict=True):
         if isinstance(t_layer, nn.BatchNorm2d):
-            assert keep is not None  # a BN layer follows a conv
+            # the layer types match (checked above), and a BN layer follows a conv
+            assert isinstance(s_layer, nn.BatchNorm2d) and keep is not None
             for tensor in ("weight", "bias", "running_mean", "running_var"):
                 s_tensor, t_tensor = getattr(s_layer, tensor), getattr(t_layer, tensor)
                 if s_tensor is not None and t_tensor is not None:
                     plan.append((s_tensor, t_tensor.detach().cpu()[keep]))
-            plan.append((s_layer.num_batches_tracked, t_layer.num_batches_tracked.cpu()))
+            s_count, t_count = s_layer.num_batches_tracked, t_layer.num_batches_tracked
+            if s_count is not None and t_count is not None:
+                plan.append((s_count, t_count.cpu()))
             continue
+        assert not isinstance(s_layer, nn.BatchNorm2d)  # the layer types match (checked above)
         weight = t_layer.weight.detach().cpu()
         if keep is not None:
             weight = weight[:, _input_index(keep, weight.shape[1], teacher_channels)]

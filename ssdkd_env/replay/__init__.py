@@ -1,5 +1,6 @@
-"""SSD-KD's dynamic replay buffer with prioritized sampling and partial updates."""
+"""Memories: the registered interface, SSD-KD's dynamic replay buffer and Fast's growing pool."""
 
-from ssdkd_env.replay.buffer import EVICTION_RULES, BufferBatch, BufferStats, EvictionRule, ReplayBuffer
+from ssdkd_env.replay.base import EVICTION_RULES, MEMORIES, BaseMemory, BufferBatch, EvictionRule
+from ssdkd_env.replay.buffer import GrowingPool, ReplayBuffer
 
-__all__ = ["EVICTION_RULES", "BufferBatch", "BufferStats", "EvictionRule", "ReplayBuffer"]
+__all__ = ["EVICTION_RULES", "MEMORIES", "BaseMemory", "BufferBatch", "EvictionRule", "GrowingPool", "ReplayBuffer"]

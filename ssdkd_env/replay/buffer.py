@@ -5,41 +5,20 @@ Every operation is vectorised: no Python loop runs over samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-EvictionRule = Literal["lowest", "oldest", "class"]
-EVICTION_RULES: tuple[EvictionRule, ...] = ("lowest", "oldest", "class")
+from ssdkd_env.observation import ObsField
+from ssdkd_env.replay.base import EVICTION_RULES, MEMORIES, BaseMemory, BufferBatch, EvictionRule
+from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
+
+if TYPE_CHECKING:
+    from ssdkd_env.engine.context import RunContext
 
 
-@dataclass
-class BufferBatch:
-    """A sampled batch: slot indices, images, cached teacher logits and importance weights."""
-
-    index: torch.Tensor
-    images: torch.Tensor
-    teacher_logits: torch.Tensor
-    weights: torch.Tensor
-
-
-@dataclass
-class BufferStats:
-    """Summary statistics of the buffer's contents (all tensors on the buffer's device)."""
-
-    fill: float
-    class_share: torch.Tensor  # [K] share of samples per teacher-predicted class
-    class_priority: torch.Tensor  # [K] mean priority per class (0 for an empty class)
-    priority_mean: float
-    priority_std: float
-    priority_max: float
-    age_mean: float
-    class_entropy: float  # entropy of class_share / log(K), in [0, 1]
-    teacher_confidence: float  # mean max softmax probability of the teacher
-
-
-class ReplayBuffer:
+class ReplayBuffer(BaseMemory):
     """Fixed-capacity store of synthetic samples with cached teacher logits and priorities.
 
     Sampling follows prioritized experience replay: ``P(i) = p_i^alpha / sum_j p_j^alpha`` and
@@ -54,15 +33,20 @@ class ReplayBuffer:
         num_classes: int,
         device: torch.device | str = "cpu",
         min_priority: float = 1e-4,
+        kind: TaskKind | None = None,
+        output_shape: tuple[int, ...] | None = None,
     ) -> None:
+        """``output_shape``: the teacher's output per sample (default ``(num_classes,)``; dense
+        tasks store ``(K, H, W)``); ``kind`` reads those outputs (default classification)."""
         if capacity < 1:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
         self.num_classes = num_classes
+        self.kind = kind or TASK_KINDS.get("classification")
         self.device = torch.device(device)
         self.min_priority = min_priority
         self.images = torch.zeros((capacity, *image_shape), device=self.device)
-        self.teacher_logits = torch.zeros((capacity, num_classes), device=self.device)
+        self.teacher_logits = torch.zeros((capacity, *(output_shape or (num_classes,))), device=self.device)
         self.priorities = torch.zeros(capacity, device=self.device)
         self.birth_round = torch.zeros(capacity, dtype=torch.long, device=self.device)
         self.size = 0
@@ -153,42 +137,73 @@ class ReplayBuffer:
         weights = (self.size * probs[index]).pow(-beta) / (self.size * probs.min()).pow(-beta)
         return BufferBatch(index, self.images[index], self.teacher_logits[index], weights)
 
+    @classmethod
+    def from_context(cls, ctx: RunContext) -> ReplayBuffer:
+        return cls(cls.capacity_for(ctx), **_buffer_args(ctx))
+
+    @staticmethod
+    def capacity_for(ctx: RunContext) -> int:
+        return ctx.config.buffer_size
+
     def predicted_classes(self) -> torch.Tensor:
-        """Teacher's predicted class of every occupied slot."""
-        return self.teacher_logits[: self.size].argmax(1)
+        """Teacher's predicted class of every occupied slot (a representative one for dense outputs)."""
+        return self.kind.predicted_classes(self.teacher_logits[: self.size])
 
     def class_histogram(self) -> torch.Tensor:
-        """Number of occupied slots per teacher-predicted class."""
-        return torch.bincount(self.predicted_classes(), minlength=self.num_classes)
+        """Teacher-predicted class counts over the occupied slots (pixels for dense outputs)."""
+        return self.kind.class_histogram(self.teacher_logits[: self.size], self.num_classes)
 
-    def stats(self) -> BufferStats:
-        """Statistics for observations and logs, computed in a few tensor operations."""
+    def contents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[: self.size], self.teacher_logits[: self.size]
+
+    def memory_bytes(self) -> int:
+        return self.images.numel() * self.images.element_size() + self.teacher_logits.numel() * 4
+
+    @classmethod
+    def observation_fields(cls, num_classes: int) -> list[ObsField]:
+        k = num_classes
+        return [
+            ObsField("buffer_fill", 1, 0, 1, "occupied slots / buffer capacity"),
+            ObsField("class_share", k, 0, 1, "share of the buffer per class (teacher's prediction)"),
+            ObsField("class_priority", k, 0, 1, "mean priority per class, squashed x/(1+x)", "squash"),
+            ObsField("priority_mean", 1, 0, 1, "mean priority (teacher–student discrepancy), squashed", "squash"),
+            ObsField("priority_std", 1, 0, 1, "priority standard deviation, squashed", "squash"),
+            ObsField("priority_max", 1, 0, 1, "largest priority, squashed", "squash"),
+            ObsField("age_mean", 1, 0, 1, "mean sample age in rounds / rounds in the episode", "per_round"),
+            ObsField("class_entropy", 1, 0, 1, "entropy of the class shares / log K"),
+            ObsField("teacher_confidence", 1, 0, 1, "mean max-softmax of the teacher on the buffer"),
+        ]
+
+    def stats(self) -> dict[str, torch.Tensor | float]:
+        """Statistics for observations and logs, computed in a few tensor operations.
+
+        The class statistics count samples by their teacher-predicted class.
+        """
         k = self.num_classes
         if self.size == 0:
             zeros = torch.zeros(k, device=self.device)
-            return BufferStats(0.0, zeros, zeros, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+            names = ("priority_mean", "priority_std", "priority_max", "age_mean", "class_entropy", "teacher_confidence")
+            return {"buffer_fill": 0.0, "class_share": zeros, "class_priority": zeros, **dict.fromkeys(names, 0.0)}
         prio = self.priorities[: self.size]
         classes = self.predicted_classes()
         counts = torch.bincount(classes, minlength=k).float()
         share = counts / self.size
         class_prio = torch.zeros(k, device=self.device).index_add_(0, classes, prio) / counts.clamp_min(1)
         nonzero = share[share > 0]
-        entropy = float(-(nonzero * nonzero.log()).sum() / torch.log(torch.tensor(float(k))))
-        confidence = float(self.teacher_logits[: self.size].softmax(1).amax(1).mean())
         ages = (self.round - self.birth_round[: self.size]).float()
-        return BufferStats(
-            fill=self.size / self.capacity,
-            class_share=share,
-            class_priority=class_prio,
-            priority_mean=float(prio.mean()),
-            priority_std=float(prio.std(unbiased=False)),
-            priority_max=float(prio.max()),
-            age_mean=float(ages.mean()),
-            class_entropy=entropy,
-            teacher_confidence=confidence,
-        )
+        return {
+            "buffer_fill": self.size / self.capacity,
+            "class_share": share,
+            "class_priority": class_prio,
+            "priority_mean": float(prio.mean()),
+            "priority_std": float(prio.std(unbiased=False)),
+            "priority_max": float(prio.max()),
+            "age_mean": float(ages.mean()),
+            "class_entropy": float(-(nonzero * nonzero.log()).sum()) / math.log(k),
+            "teacher_confidence": float(self.kind.confidence(self.teacher_logits[: self.size]).mean()),
+        }
 
-    def state_dict(self) -> dict[str, torch.Tensor | int]:
+    def state_dict(self) -> dict[str, Any]:
         """Contents for checkpoints."""
         n = self.size
         return {
@@ -199,13 +214,43 @@ class ReplayBuffer:
             "round": self.round,
         }
 
-    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore contents written by :meth:`state_dict`."""
         images = state["images"]
         assert isinstance(images, torch.Tensor)
         n = images.shape[0]
         self.images[:n] = images.to(self.device)
-        self.teacher_logits[:n] = state["teacher_logits"].to(self.device)  # type: ignore[union-attr]
-        self.priorities[:n] = state["priorities"].to(self.device)  # type: ignore[union-attr]
-        self.birth_round[:n] = state["birth_round"].to(self.device)  # type: ignore[union-attr]
+        self.teacher_logits[:n] = state["teacher_logits"].to(self.device)
+        self.priorities[:n] = state["priorities"].to(self.device)
+        self.birth_round[:n] = state["birth_round"].to(self.device)
         self.size, self.round = n, int(state["round"])
+
+
+class GrowingPool(ReplayBuffer):
+    """Fast's pool (Fang et al., 2022): every synthesised sample is kept, nothing is evicted.
+
+    Sized for the run's rounds at the configured budget; ``replace_fraction`` is ignored.
+    """
+
+    def insert(
+        self,
+        images: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        priorities: torch.Tensor,
+        replace_fraction: float = 0.0,
+        rule: EvictionRule = "lowest",
+    ) -> torch.Tensor:
+        return super().insert(images, teacher_logits, priorities, 0.0, rule)
+
+    @staticmethod
+    def capacity_for(ctx: RunContext) -> int:
+        return ctx.config.rounds * ctx.config.action.synth_budget
+
+
+def _buffer_args(ctx: RunContext) -> dict[str, Any]:
+    task = ctx.task
+    return {"image_shape": task.input_shape, "num_classes": task.num_classes, "device": ctx.device, "kind": ctx.kind}
+
+
+MEMORIES.add("replay", ReplayBuffer)
+MEMORIES.add("pool", GrowingPool)

@@ -1,16 +1,17 @@
-"""PNG figures: sample grids and per-round curves."""
+"""PNG figures: sample grids and per-round curves.
+
+Figures are drawn with matplotlib's object-oriented API (``Figure`` and ``savefig``), never
+``pyplot``: importing this module selects no backend and changes no global matplotlib state.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import save_image  # noqa: E402
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import save_image
 
 
 def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -57,13 +58,14 @@ def save_sample_grid(
 
 def save_curves(
     path: Path,
-    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     xlabel: str,
     title: str,
     ylim: tuple[float, float] | None = (0.0, 1.02),
 ) -> None:
     """Line plot of named (x, y) series (``ylim=None``: automatic y range)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    fig = Figure(figsize=(6.4, 4.0), dpi=110)
+    ax = fig.add_subplot()
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, label=name, marker="." if len(xs) < 40 else None)
     ax.set_xlabel(xlabel)
@@ -75,4 +77,3 @@ def save_curves(
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)

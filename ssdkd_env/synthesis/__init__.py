@@ -1,16 +1,19 @@
-"""Generator inversion of the teacher, with SSD-KD's modulating function phi."""
+"""Synthesizers: the registered interface and Fast-style generator inversion with SSD-KD's phi."""
 
+from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
-from ssdkd_env.synthesis.synthesizer import SynthesisConfig, SynthesisResult, Synthesizer, per_sample_kl
+from ssdkd_env.synthesis.synthesizer import MetaGeneratorSynthesizer, SynthesisConfig
 
 __all__ = [
+    "SYNTHESIZERS",
     "BNStatsLoss",
+    "BaseSynthesizer",
+    "MetaGeneratorSynthesizer",
     "SynthesisConfig",
+    "SynthesisRequest",
     "SynthesisResult",
-    "Synthesizer",
     "diversity_class_probs",
     "draw_targets",
     "focal_cross_entropy",
-    "per_sample_kl",
 ]

@@ -72,6 +72,7 @@ class BNStatsLoss:
         self.matchers: list[StatsMatcher] = []
         self.handles = []
         for bn in layers:
+            assert bn.running_mean is not None and bn.running_var is not None  # filtered above
             matcher = StatsMatcher(bn.running_mean, bn.running_var, momentum)
             self.matchers.append(matcher)
             self.handles.append(bn.register_forward_hook(lambda _m, inputs, _o, s=matcher: self._observe(s, inputs[0])))

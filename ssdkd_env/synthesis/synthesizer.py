@@ -1,9 +1,11 @@
-"""Fast-style generator inversion with SSD-KD's modulating function.
+"""Fast-style generator inversion with SSD-KD's modulating function (synthesizer ``meta-generator``).
 
 Each round a copy of the meta-generator and fresh latents are optimised for a few steps
 against the teacher (BN statistics, class targets, teacher–student disagreement); the
-meta-generator then takes a first-order (Reptile) meta step towards the optimised copy.
-Several meta-generators may take turns, one per round.
+meta-generator then takes a first-order (Reptile) meta step towards the optimised copy
+(Fang et al., "Up to 100x Faster Data-free Knowledge Distillation", AAAI 2022). Several
+meta-generators may take turns, one per round. SSD-KD's phi (Liu et al., CVPR 2024) draws the
+target classes (diversity) and focal-weights the class loss (difficulty).
 """
 
 from __future__ import annotations
@@ -12,51 +14,40 @@ import contextlib
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ssdkd_env.errors import UserError
+from ssdkd_env.common.validation import Validated, spec
+from ssdkd_env.losses import per_sample_kl
 from ssdkd_env.models import Generator
+from ssdkd_env.models.init import seeded
+from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss, MomentumBuffer
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
 
+if TYPE_CHECKING:
+    from ssdkd_env.engine.context import RunContext
+
 
 @dataclass
-class SynthesisConfig:
+class SynthesisConfig(Validated):
     """Generator, latent and loss settings of the inversion."""
 
-    nz: int = 256
-    ngf: int = 64
-    g_steps: int = 2  # inner optimisation steps per round (Fast2: 2, Fast5: 5)
-    lr_g: float = 5e-3  # generator copy learning rate (Adam, betas 0.5/0.999)
-    lr_z: float = 1.5e-2  # latent learning rate
-    meta_lr: float = 1e-2  # Reptile step of the meta-generator
-    generators: int = 1  # meta-generators taking turns round by round (each settles on its own styles)
-    bn_weight: float = 10.0
-    oh_weight: float = 0.5
-    adv_weight: float = 1.0
-    tv_weight: float = 0.0  # total-variation image prior (DeepInversion), on the normalised images
-    bn_momentum: float = 0.9  # mixing of batch BN statistics with earlier rounds'
-    warmup_rounds: int = 5  # rounds without the adversarial term
-
-
-@dataclass
-class SynthesisResult:
-    """What one round of inversion produced (all detached)."""
-
-    images: torch.Tensor
-    targets: torch.Tensor
-    teacher_logits: torch.Tensor
-    losses: dict[str, float]
-
-
-def per_sample_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """KL(p_T || p_S) per sample at ``temperature``."""
-    log_p_s = F.log_softmax(student_logits / temperature, dim=1)
-    log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
-    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1)
+    nz: int = spec(256, ge=1)
+    ngf: int = spec(64, ge=1)
+    g_steps: int = spec(2, ge=1)  # inner optimisation steps per round (Fast2: 2, Fast5: 5)
+    lr_g: float = spec(5e-3, ge=0)  # generator copy learning rate (Adam, betas 0.5/0.999)
+    lr_z: float = spec(1.5e-2, ge=0)  # latent learning rate
+    meta_lr: float = spec(1e-2, ge=0)  # Reptile step of the meta-generator
+    generators: int = spec(1, ge=1)  # meta-generators taking turns round by round (each settles on its own styles)
+    bn_weight: float = spec(10.0, ge=0)
+    oh_weight: float = spec(0.5, ge=0)
+    adv_weight: float = spec(1.0, ge=0)
+    tv_weight: float = spec(0.0, ge=0)  # total-variation image prior (DeepInversion), on the normalised images
+    bn_momentum: float = spec(0.9, ge=0, le=1)  # mixing of batch BN statistics with earlier rounds'
+    warmup_rounds: int = spec(5, ge=0)  # rounds without the adversarial term
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -80,7 +71,7 @@ def _frozen(model: nn.Module | None) -> Iterator[None]:
         model.requires_grad_(True).train(was_training)
 
 
-class Synthesizer:
+class MetaGeneratorSynthesizer(BaseSynthesizer):
     """Inverts the teacher into batches of synthetic images, one batch per round."""
 
     def __init__(
@@ -94,16 +85,16 @@ class Synthesizer:
         config: SynthesisConfig,
         device: torch.device,
         rng: torch.Generator,
+        init_rng: torch.Generator,
     ) -> None:
+        """``rng`` draws targets and latents; ``init_rng`` the generators' initial weights."""
         self.teacher, self.student = teacher, student
         self.num_classes = num_classes
         self.config = config
         self.device = device
         self.rng = rng
-        if config.generators < 1:
-            raise UserError(f"synthesis.generators must be at least 1, got {config.generators}")
         self.metas = [
-            Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std).to(device)
+            seeded(lambda: Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std), init_rng).to(device)
             for _ in range(config.generators)
         ]
         self.fast = copy.deepcopy(self.metas[0])
@@ -114,25 +105,38 @@ class Synthesizer:
         # each meta-generator matches the statistics against its own momentum buffers
         self.bn_buffers: list[list[MomentumBuffer]] = [self.bn_loss.momentum_buffers for _ in self.metas]
 
-    def synthesize(
-        self, n: int, class_counts: torch.Tensor, round_index: int, diversity: float, difficulty_gamma: float
-    ) -> SynthesisResult:
-        """Run one round of inversion for ``n`` new samples.
+    @classmethod
+    def from_context(cls, ctx: RunContext) -> MetaGeneratorSynthesizer:
+        task = ctx.task
+        return cls(
+            ctx.teacher,
+            ctx.student,
+            task.input_shape,
+            task.num_classes,
+            task.mean,
+            task.std,
+            ctx.config.synthesis,
+            ctx.device,
+            ctx.rng,
+            ctx.init_rng,
+        )
 
-        ``class_counts`` is the buffer's teacher-predicted class histogram (phi's diversity
-        part draws targets against it with ``diversity`` strength); ``difficulty_gamma`` is the
-        focal exponent of phi's difficulty part.
+    def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
+        """Run one round of inversion for ``request.n`` new samples.
+
+        Targets are drawn against the memory's class histogram with phi's ``diversity``
+        strength; ``difficulty`` is the focal exponent of the class loss.
         """
         cfg = self.config
-        targets = draw_targets(diversity_class_probs(class_counts, diversity), n, self.rng)
+        n, round_index, difficulty_gamma = request.n, request.round_index, request.difficulty
+        targets = draw_targets(diversity_class_probs(request.class_counts, request.diversity), n, self.rng)
         z = torch.randn(n, cfg.nz, generator=self.rng).to(self.device).requires_grad_(True)
         turn = round_index % len(self.metas)
         self.fast.load_state_dict(self.metas[turn].state_dict())
         self.bn_loss.momentum_buffers = self.bn_buffers[turn]
         self.fast.train()
-        optimizer = torch.optim.Adam(
-            [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}], lr=cfg.lr_g, betas=(0.5, 0.999)
-        )
+        groups: list[dict[str, Any]] = [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}]
+        optimizer = torch.optim.Adam(groups, lr=cfg.lr_g, betas=(0.5, 0.999))
         use_adv = self.student is not None and cfg.adv_weight > 0 and round_index >= cfg.warmup_rounds
         with _frozen(self.student), self.bn_loss.observing():
             for _ in range(cfg.g_steps):
@@ -174,7 +178,7 @@ class Synthesizer:
             meta_p.grad = meta_p.detach() - fast_p.detach()
         optimizer.step()
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """Generator, meta-optimiser and BN-momentum state for checkpoints."""
         return {
             "metas": [meta.state_dict() for meta in self.metas],
@@ -182,10 +186,13 @@ class Synthesizer:
             "bn_buffers": self.bn_buffers,
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         for meta, optimizer, meta_state, optimizer_state in zip(
             self.metas, self.meta_optimizers, state["metas"], state["meta_optimizers"], strict=True
         ):
             meta.load_state_dict(meta_state)
             optimizer.load_state_dict(optimizer_state)
         self.bn_buffers = [list(per_generator) for per_generator in state["bn_buffers"]]
+
+
+SYNTHESIZERS.add("meta-generator", MetaGeneratorSynthesizer)

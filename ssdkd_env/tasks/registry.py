@@ -28,7 +28,7 @@ class TeacherRecipe:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Everything later code needs to know about a classification task."""
+    """Everything later code needs to know about a task."""
 
     name: str
     num_classes: int
@@ -41,6 +41,7 @@ class TaskSpec:
     recipe: TeacherRecipe
     needs_data_root: bool  # False when the data ships with a package
     description: str
+    kind: str = "classification"  # how model outputs are read (ssdkd_env.tasks.kinds.TASK_KINDS)
 
     def load(self, data_root: str | Path | None, train: bool, download: bool = False) -> LabeledImages:
         """Load the train (``train=True``) or test split into memory."""

@@ -1,0 +1,49 @@
+"""Round loops: the part of a method that owns one round (what runs, in which order).
+
+The engine builds the components (synthesizer, memory, distiller), then calls its round loop once
+per round and measures the student afterwards. A loop that interleaves generator and student
+steps (DFAD), or that distils without a memory, is a new loop registered in ``ROUND_LOOPS``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ssdkd_env.registry import Registry
+
+if TYPE_CHECKING:
+    from ssdkd_env.engine.config import RoundAction
+    from ssdkd_env.engine.engine import DistillationEngine
+
+
+@dataclass
+class RoundOutcome:
+    """What a round loop did: new samples, the student's training scalars, losses by name."""
+
+    synthesized: int  # new synthetic samples this round
+    kd_loss: float  # mean training loss of the round's student steps
+    batch_discrepancy: float  # mean per-sample teacher–student discrepancy on the trained batches
+    batch_agreement: float  # mean teacher–student agreement on the trained batches
+    losses: dict[str, float] = field(default_factory=dict)  # e.g. the synthesizer's bn / oh / adv
+
+
+class RoundLoop(ABC):
+    """One round of a method. State that must survive a checkpoint goes in :meth:`state_dict`."""
+
+    def __init__(self, engine: DistillationEngine) -> None:  # noqa: B027  (a loop may build its own parts here)
+        """Built once per run, after the engine's components (a loop may add its own, e.g. optimisers)."""
+
+    @abstractmethod
+    def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
+        """Advance the run by one round with ``action``'s decisions."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027  (stateless by default)
+        """Restore what :meth:`state_dict` returned."""
+
+
+ROUND_LOOPS: Registry[type[RoundLoop]] = Registry("round loop")

@@ -1,0 +1,55 @@
+"""The round of SSD-KD and Fast: synthesise, store in the memory, then replay-distil.
+
+1. The synthesizer makes ``synth_budget`` samples, with phi's diversity drawn against the
+   memory's class histogram and phi's difficulty as the focal exponent.
+2. Their priorities (the KD loss's per-sample discrepancy to the current student) go into the
+   memory with the round's replacement share and eviction rule.
+3. ``kd_steps`` student steps on batches sampled with P(i) ~ p_i^alpha and weights
+   (N P(i))^-beta; each step refreshes the priorities of the samples it used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ssdkd_env.common.images import predict_logits
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome
+from ssdkd_env.synthesis.base import SynthesisRequest
+
+if TYPE_CHECKING:
+    from ssdkd_env.engine.config import RoundAction
+    from ssdkd_env.engine.engine import DistillationEngine
+
+
+class SynthesizeThenReplay(RoundLoop):
+    """Synthesis, a partial memory update, then prioritized replay distillation."""
+
+    def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
+        memory, distiller, cfg = engine.require_memory(), engine.distiller, engine.config
+        synth = engine.synthesizer.synthesize(
+            SynthesisRequest(
+                action.synth_budget, memory.class_histogram(), engine.round, action.diversity, action.difficulty
+            )
+        )
+        s_logits = predict_logits(engine.student, synth.images)
+        priorities = distiller.discrepancy(synth.teacher_logits, s_logits.float())
+        memory.insert(synth.images, synth.teacher_logits, priorities, action.replace_fraction, action.eviction)
+        loss_sum = discrepancy_sum = agree_sum = 0.0
+        for _ in range(cfg.kd_steps):
+            batch = memory.sample(cfg.distiller.batch_size, action.alpha, action.beta, engine.rng)
+            step = distiller.step(batch)
+            memory.update_priorities(batch.index, step.discrepancy)
+            loss_sum += step.loss
+            discrepancy_sum += step.mean_discrepancy
+            agree_sum += step.agreement
+        steps = max(1, cfg.kd_steps)
+        return RoundOutcome(
+            synthesized=action.synth_budget,
+            kd_loss=loss_sum / steps,
+            batch_discrepancy=discrepancy_sum / steps,
+            batch_agreement=agree_sum / steps,
+            losses=synth.losses,
+        )
+
+
+ROUND_LOOPS.add("synthesize-replay", SynthesizeThenReplay)

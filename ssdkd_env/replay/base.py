@@ -1,0 +1,103 @@
+"""The memory interface: where a method keeps synthetic samples between rounds.
+
+A memory stores samples with their cached teacher outputs and priorities, hands out
+importance-weighted batches, refreshes priorities after each step, and describes itself to the
+environment through named statistics (:meth:`BaseMemory.stats`) and the observation fields it
+declares (:meth:`BaseMemory.observation_fields`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from ssdkd_env.observation import ObsField
+from ssdkd_env.registry import Registry
+
+if TYPE_CHECKING:
+    from ssdkd_env.engine.context import RunContext
+
+EvictionRule = Literal["lowest", "oldest", "class"]
+EVICTION_RULES: tuple[EvictionRule, ...] = ("lowest", "oldest", "class")
+
+
+@dataclass
+class BufferBatch:
+    """A sampled batch: slot indices, images, cached teacher outputs and importance weights."""
+
+    index: torch.Tensor
+    images: torch.Tensor
+    teacher_logits: torch.Tensor
+    weights: torch.Tensor
+
+
+class BaseMemory(ABC):
+    """Synthetic samples kept across rounds. Subclasses register a factory in ``MEMORIES``."""
+
+    capacity: int
+    size: int
+
+    @classmethod
+    @abstractmethod
+    def from_context(cls, ctx: RunContext) -> BaseMemory:
+        """Build the memory of a run (capacity and shapes from the run's config and task)."""
+
+    @abstractmethod
+    def insert(
+        self,
+        images: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        priorities: torch.Tensor,
+        replace_fraction: float = 1.0,
+        rule: EvictionRule = "lowest",
+    ) -> torch.Tensor:
+        """Add new samples (evicting by ``rule``, at most ``replace_fraction`` of the capacity);
+        returns the slots written."""
+
+    @abstractmethod
+    def sample(
+        self, batch_size: int, alpha: float = 1.0, beta: float = 0.4, generator: torch.Generator | None = None
+    ) -> BufferBatch:
+        """A batch drawn with P(i) ~ p_i^alpha and importance weights (N P(i))^-beta."""
+
+    @abstractmethod
+    def update_priorities(self, index: torch.Tensor, priorities: torch.Tensor) -> None:
+        """Refresh the priorities of replayed slots."""
+
+    def end_round(self) -> None:  # noqa: B027  (optional hook)
+        """Called once at the end of every round."""
+
+    @abstractmethod
+    def class_histogram(self) -> torch.Tensor:
+        """Samples per teacher-predicted class ``[K]`` (what phi's diversity part balances)."""
+
+    @abstractmethod
+    def contents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored images and their teacher outputs (for sample grids and rendering)."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, torch.Tensor | float]:
+        """Named statistics; every declared observation field has a value here."""
+
+    @classmethod
+    @abstractmethod
+    def observation_fields(cls, num_classes: int) -> list[ObsField]:
+        """The observation fields this memory fills from :meth:`stats`, in order."""
+
+    def memory_bytes(self) -> int:
+        """Bytes held on the device by stored samples and their outputs."""
+        return 0
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Contents for checkpoints."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+MEMORIES: Registry[type[BaseMemory]] = Registry("memory")

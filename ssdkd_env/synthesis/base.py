@@ -1,0 +1,65 @@
+"""The synthesizer interface: produce a round's synthetic samples, report losses by name."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ssdkd_env.registry import Registry
+
+if TYPE_CHECKING:
+    from ssdkd_env.engine.context import RunContext
+
+
+@dataclass
+class SynthesisRequest:
+    """What a round asks of the synthesizer.
+
+    ``class_counts`` is the memory's teacher-predicted class histogram; ``diversity`` and
+    ``difficulty`` are the two parts of SSD-KD's modulating function phi (strength of drawing
+    targets against that histogram; focal exponent gamma of the class loss).
+    """
+
+    n: int
+    class_counts: torch.Tensor
+    round_index: int
+    diversity: float = 0.0
+    difficulty: float = 0.0
+
+
+@dataclass
+class SynthesisResult:
+    """What one round of synthesis produced (all detached)."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    teacher_logits: torch.Tensor  # the teacher's outputs on ``images``
+    losses: dict[str, float]
+
+
+class BaseSynthesizer(ABC):
+    """Makes synthetic samples from the teacher. Subclasses register a factory in ``SYNTHESIZERS``."""
+
+    @classmethod
+    @abstractmethod
+    def from_context(cls, ctx: RunContext) -> BaseSynthesizer:
+        """Build the synthesizer of a run."""
+
+    @abstractmethod
+    def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
+        """Produce ``request.n`` new samples with the teacher's outputs and the losses of the round."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook: most synthesizers hold nothing shared)
+        """Release what the synthesizer put on shared models (hooks on the teacher)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027  (stateless by default)
+        """Restore what :meth:`state_dict` returned."""
+
+
+SYNTHESIZERS: Registry[type[BaseSynthesizer]] = Registry("synthesizer")
