@@ -262,3 +262,25 @@ def test_readme_tables_are_the_declared_fields() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert markdown_table(observation_fields(10, ReplayBuffer)) in readme
     assert action_table() in readme
+
+
+@pytest.mark.parametrize("arch", ["cnn", "cnn_half", "lenet5", "lenet5_half", "wrn16_1", "vgg8", "mobilenetv2"])
+def test_a_run_generator_replays_the_global_stream_without_touching_it(arch: str) -> None:
+    """Weights drawn from a generator seeded with s equal those of torch.manual_seed(s) + construction."""
+    from ssdkd_env.models import Generator, build_model
+
+    torch.manual_seed(11)
+    expected = build_model(arch, 10, 3).state_dict()
+    state = torch.get_rng_state()
+    seeded = build_model(arch, 10, 3, generator=torch.Generator().manual_seed(11)).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert seeded.keys() == expected.keys() and all(torch.equal(seeded[k], expected[k]) for k in expected)
+    from ssdkd_env.models.init import seeded as seeded_build
+
+    torch.manual_seed(3)
+    generator = Generator(16, (3, 8, 8), 8, "sigmoid", (0.4, 0.5, 0.6), (0.2, 0.2, 0.3)).state_dict()
+    again = seeded_build(
+        lambda: Generator(16, (3, 8, 8), 8, "sigmoid", (0.4, 0.5, 0.6), (0.2, 0.2, 0.3)),
+        torch.Generator().manual_seed(3),
+    ).state_dict()
+    assert all(torch.equal(again[k], generator[k]) for k in generator)  # constants (mean, std) kept too
