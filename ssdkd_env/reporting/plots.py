@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from torchvision.utils import save_image
 
 
 def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -52,8 +53,6 @@ def save_sample_grid(
     if upscale > 1:
         pixels = torch.nn.functional.interpolate(pixels, scale_factor=upscale, mode="nearest")
     path.parent.mkdir(parents=True, exist_ok=True)
-    from torchvision.utils import save_image  # imported on use: torchvision adds seconds to every start-up
-
     save_image(pixels, str(path), nrow=nrow, padding=2, pad_value=1.0)
 
 
