@@ -22,7 +22,6 @@ from ssdkd_env.synthesis import SYNTHESIZERS, SynthesisConfig
 from ssdkd_env.tasks import list_tasks
 
 StudentInit = Literal["random", "teacher"]
-STUDENT_INITS: tuple[StudentInit, ...] = ("random", "teacher")
 
 
 @dataclass
