@@ -198,12 +198,12 @@ def test_prepare_out_dir_refuses_a_read_only_folder(tmp_path: Path) -> None:
 # Each script is asked for a task without a cached teacher or data: an --out checked before any heavy
 # work is what the error names, instead of the missing teacher (or a traceback after the run).
 UNWRITABLE_OUT_CASES = {
-    "distill": ["--task", "cifar10"],
-    "compare_methods": ["--task", "cifar10", "--jobs", "2"],
-    "compare": ["--task", "cifar10", "--agents", "ssdkd"],
-    "run_agent": ["--task", "cifar10", "--agent", "ssdkd"],
+    "distill": ["--task", "cifar10", "--scale", "paper"],
+    "compare_methods": ["--task", "cifar10", "--scale", "paper", "--jobs", "2"],
+    "compare": ["--task", "cifar10", "--scale", "paper", "--agents", "ssdkd"],
+    "run_agent": ["--task", "cifar10", "--scale", "paper", "--agent", "ssdkd"],
     "train_teacher": ["--task", "mnist", "--data-root", "DATA"],
-    "bench_env": ["--task", "cifar10"],
+    "bench_env": ["--task", "cifar10", "--scale", "paper"],
 }
 
 

@@ -42,6 +42,7 @@ def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: P
     assert list(runs) == ["ssdkd", "fast"] and [r["seed"] for r in runs["fast"]] == [0, 1]
     assert all(r["method"] == m and r["rounds"] == TINY["rounds"] for m in runs for r in runs[m])
     assert "| fast | 2 |" in (out / "results.md").read_text()
+    assert (out / "time_to_accuracy.png").stat().st_size > 0
 
     # a second call without --resume refuses to run over the finished runs
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")}

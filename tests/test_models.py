@@ -243,3 +243,23 @@ def test_teacher_init_refuses_pairs_it_cannot_slice(teacher_arch: str, student_a
     with pytest.raises(UserError, match="student_init=teacher"):
         init_from_teacher(student, teacher)
     assert all(torch.equal(p, q) for p, q in zip(before, student.parameters(), strict=True))
+
+
+def test_conditional_generator_depends_on_the_label_and_needs_it() -> None:
+    gen = Generator(16, (3, 32, 32), ngf=8, num_classes=10).eval()
+    z = torch.randn(1, 16).repeat(2, 1)
+    out = gen(z, torch.tensor([3, 7]))
+    assert out.shape == (2, 3, 32, 32) and not torch.allclose(out[0], out[1])
+    assert torch.equal(gen(z, torch.tensor([3, 3]))[0], gen(z, torch.tensor([3, 3]))[1])
+    with pytest.raises(ValueError, match="needs the target labels"):
+        gen(z)
+
+
+def test_seeded_conditional_generator_equals_the_global_stream_init() -> None:
+    from ssdkd_env.models.init import seeded
+
+    built = seeded(lambda: Generator(16, (3, 32, 32), ngf=8, num_classes=10), torch.Generator().manual_seed(5))
+    torch.manual_seed(5)
+    reference = Generator(16, (3, 32, 32), ngf=8, num_classes=10)
+    for (name, a), (_, b) in zip(built.state_dict().items(), reference.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

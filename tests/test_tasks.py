@@ -15,7 +15,7 @@ from ssdkd_env.tasks import get_task, list_tasks
 
 
 def test_registry_lists_all_tasks() -> None:
-    assert set(list_tasks()) == {"digits", "mnist", "fashion-mnist", "svhn", "cifar10", "cifar100"}
+    assert set(list_tasks()) == {"digits", "mnist", "fashion-mnist", "svhn", "cifar10", "cifar10-cpu", "cifar100"}
 
 
 def test_unknown_task_lists_valid_names() -> None:
@@ -59,7 +59,7 @@ def test_idx_loader_reads_fake_files(tmp_path: Path, name: str, folder: str) -> 
     assert abs(test.images.float().mean().item() - arrays["t10k_images"].mean()) < 3.0
 
 
-@pytest.mark.parametrize("name,classes", [("cifar10", 10), ("cifar100", 100)])
+@pytest.mark.parametrize("name,classes", [("cifar10", 10), ("cifar10-cpu", 10), ("cifar100", 100)])
 def test_cifar_loader_reads_fake_batches(tmp_path: Path, name: str, classes: int) -> None:
     written = write_cifar(tmp_path, classes, per_batch=6)
     task = get_task(name)

@@ -78,3 +78,39 @@ def test_mnist_like_training_on_fake_idx_files(tmp_path: Path, arch: str) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "summary.json").read_text())["test_samples"] == 16
+
+
+def test_resume_after_an_interrupted_epoch_gives_the_uninterrupted_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from ssdkd_env import supervised
+    from ssdkd_env.supervised import TeacherRun, train_teacher
+    from ssdkd_env.tasks import get_task
+
+    task = get_task("digits")
+    whole = train_teacher(TeacherRun(task, "cnn_half", tmp_path / "whole", epochs=3, progress=False))
+
+    real_save, saves = supervised.save_model, []
+
+    def save_then_stop(path: Path, *args: object, **kwargs: object) -> None:
+        real_save(path, *args, **kwargs)  # type: ignore[arg-type]
+        saves.append(path)
+        if Path(path).name == "last.pt" and len(saves) == 2:
+            raise KeyboardInterrupt  # stopped after the second epoch's checkpoint
+
+    monkeypatch.setattr(supervised, "save_model", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(TeacherRun(task, "cnn_half", tmp_path / "cut", epochs=3, progress=False))
+    monkeypatch.setattr(supervised, "save_model", real_save)
+    resumed = train_teacher(TeacherRun(task, "cnn_half", tmp_path / "cut", epochs=3, progress=False, resume=True))
+
+    assert resumed["test_acc"] == whole["test_acc"] and resumed["steps"] == whole["steps"]
+    a = torch.load(tmp_path / "whole" / "teacher.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "cut" / "teacher.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
+    assert_one_line_error(run("--task", "digits", "--out", str(tmp_path), "--resume"), "--resume", "last.pt")

@@ -24,7 +24,7 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from ssdkd_env.common.cli import add_common_flags, make_parser, run_cli
+from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.engine import make_config
@@ -36,7 +36,7 @@ from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
-    add_common_flags(p, "task", "teacher", "data-root", "download", "rounds")
+    add_common_flags(p, "task", "scale", "teacher", "data-root", "download", "rounds")
     p.add_argument("--repeats", type=int, default=3, help="overhead: alternated runs of each kind")
     p.add_argument("--episodes", type=int, default=24, help="reward validity: random-action episodes")
     p.add_argument("--episode-rounds", type=int, default=40, help="rounds per random-action episode")
@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    apply_scale(args)
     task = get_task(args.task)
     prepare_out_dir(args.out)
     device = resolve_device(args.device)

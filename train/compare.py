@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from agents import Agent, make_agent, preferred_action_mode
 from agents.registry import AGENTS
-from ssdkd_env.common.cli import add_common_flags, make_parser, run_cli
+from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.env import make_env
 from ssdkd_env.env.evaluation import env_config_from_cli, run_episode
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(
         p,
         "task",
+        "scale",
         "seeds",
         "rounds",
         "config",
@@ -73,6 +74,7 @@ def confidence(values: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    apply_scale(args)
     task = get_task(args.task)
     seeds: list[int] = args.seeds
     specs = []

@@ -38,13 +38,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ssdkd_env.common.cli import add_common_flags, make_parser, run_cli
+from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.engine import METHODS, make_config, replace_nested
 from ssdkd_env.engine.config import EngineConfig, parse_override, read_config_file
 from ssdkd_env.engine.run import STATE_FILE, RunSpec, run_distillation
 from ssdkd_env.errors import UserError, unknown_name
+from ssdkd_env.reporting import read_accuracy_curve, save_time_to_accuracy
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
@@ -54,7 +55,7 @@ STOP_GRACE_S = 10.0  # how long a worker may take to exit after SIGTERM before i
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
-    add_common_flags(p, "task")
+    add_common_flags(p, "task", "scale")
     p.add_argument("--methods", default="ssdkd,fast", help=f"comma-separated, from: {', '.join(METHODS)}")
     add_common_flags(
         p,
@@ -99,6 +100,7 @@ def method_config(task: str, method: str, args: argparse.Namespace) -> EngineCon
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    apply_scale(args)
     task = get_task(args.task)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
@@ -147,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     ordered = {m: [runs_[s] for s in seeds] for m, runs_ in results.items()}
     write_tables(args.out, task.name, card.test_acc, ordered)
+    curves = {m: [read_accuracy_curve(args.out / f"{m}-s{s}" / "metrics.csv") for s in seeds] for m in methods}
+    save_time_to_accuracy(args.out / "time_to_accuracy.png", curves, f"{task.name}: test accuracy against wall time")
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from ssdkd_env.common.cli import (
     DefaultText,
     add_common_flags,
+    apply_scale,
     explicit_flags,
     make_parser,
     refuse_changes_on_resume,
@@ -49,7 +50,7 @@ CONFIG_FLAGS = {
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
     p.add_argument("--method", default="ssdkd", help=f"one of: {', '.join(METHODS)}")
-    add_common_flags(p, "task", "teacher", "data-root", "download", "rounds")
+    add_common_flags(p, "task", "scale", "teacher", "data-root", "download", "rounds")
     p.add_argument("--kd-steps", type=int, default=None, help="distillation steps per round")
     p.add_argument("--buffer-size", type=int, default=None, help="replay buffer capacity")
     p.add_argument("--synth-budget", type=int, default=None, help="new synthetic samples per round")
@@ -106,6 +107,7 @@ def resumed_config(args: argparse.Namespace, given: set[str], out: Path) -> tupl
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_scale(args)
     task = get_task(args.task)
     out = args.out or Path("runs") / "distill" / f"{task.name}-{args.method}-s{args.seed}"
     if args.resume:

@@ -39,6 +39,7 @@ from ssdkd_env.checkpoint import card_for, save_model
 from ssdkd_env.common.cli import (
     DefaultText,
     add_common_flags,
+    apply_scale,
     explicit_flags,
     make_parser,
     refuse_changes_on_resume,
@@ -60,7 +61,7 @@ ENV_CONFIG_FILE = "env_config.yaml"
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
     p.add_argument("--agent", default="ppo", help=f"one of: {', '.join(list_agents())}")
-    add_common_flags(p, "task")
+    add_common_flags(p, "task", "scale")
     p.add_argument("--total-steps", type=int, default=None, help="environment steps (rounds) to learn over")
     add_common_flags(p, "rounds")
     p.add_argument("--eval-episodes", type=int, default=3, help="evaluation episodes per policy")
@@ -181,6 +182,7 @@ def resumed_run(args: argparse.Namespace, given: set[str], out: Path) -> Resumed
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_scale(args)
     task = get_task(args.task)
     if args.agent not in AGENTS:
         raise unknown_name("agent", args.agent, AGENTS)

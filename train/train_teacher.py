@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from ssdkd_env.common.cli import DefaultText, add_common_flags, make_parser, run_cli
+from ssdkd_env.common.cli import DefaultText, add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.common.io import default_teacher_dir, prepare_out_dir
 from ssdkd_env.errors import UserError, unknown_name
@@ -24,14 +25,17 @@ from ssdkd_env.tasks import get_task
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
-    add_common_flags(p, "task")
+    add_common_flags(p, "task", "scale")
     p.add_argument(
         "--arch", default=None, help=f"architecture (default: the task's teacher): {', '.join(list_models())}"
     )
     add_common_flags(p, "data-root", "download")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the task's recipe)")
     cache = DefaultText("the teacher cache, $SSDKD_ENV_CACHE/teachers/TASK/ARCH")
-    add_common_flags(p, "seed", "device", "out", "no-progress", out=cache)
+    add_common_flags(p, "seed", "device", "out", "resume", "no-progress", out=cache)
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the training forward pass (for long runs on a GPU)"
+    )
     return p
 
 
@@ -41,13 +45,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    apply_scale(args)
     task = get_task(args.task)
     arch = args.arch or task.teacher_arch
     if arch not in list_models():
         raise unknown_name("architecture", arch, list_models())
     if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    out = prepare_out_dir(args.out or default_teacher_dir(task.name, arch))
+    out = prepare_out_dir(Path(args.out or default_teacher_dir(task.name, arch)))
     run = TeacherRun(
         task=task,
         arch=arch,
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         device=resolve_device(args.device),
         progress=not args.no_progress,
+        resume=args.resume,
+        compile=args.compile,
     )
     summary = train_teacher(run)
     acc, seconds = summary["test_acc"], summary["wall_time_s"]

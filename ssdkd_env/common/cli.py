@@ -129,6 +129,11 @@ def parse_seeds(text: str) -> list[int]:
 
 COMMON_FLAGS: dict[str, Flag] = {
     "task": Flag("task: one of {tasks}", {"default": "digits"}),
+    "scale": Flag(
+        "auto: on a machine without CUDA, a task with a CPU-scale variant (cifar10 -> cifar10-cpu) runs "
+        "that variant, with a one-line notice; paper: the task as named, whatever the device; cpu: the variant",
+        {"default": "auto", "choices": ("auto", "paper", "cpu")},
+    ),
     "teacher": Flag(
         "teacher checkpoint (.pt); without it, the task's cached teacher, trained on the task's real data if missing",
         {"default": None, "metavar": "PATH"},
@@ -190,6 +195,18 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
     """A parser whose description is ``doc``'s first paragraph and whose epilog is the rest."""
     head, _, rest = (doc or "").strip().partition("\n\n")
     return argparse.ArgumentParser(description=head, epilog=rest.rstrip() or None, formatter_class=HelpFormatter)
+
+
+def apply_scale(args: argparse.Namespace) -> None:
+    """Replace ``args.task`` by the task to run at ``args.scale`` on ``args.device`` (printing the
+    notice when ``--scale auto`` picks a CPU-scale variant)."""
+    from ssdkd_env.common.device import resolve_device
+    from ssdkd_env.tasks import task_at_scale
+
+    task, notice = task_at_scale(args.task, args.scale, resolve_device(args.device))
+    if notice is not None:
+        print(notice, file=sys.stderr)
+    args.task = task.name
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *names: str, **defaults: Any) -> dict[str, argparse.Action]:

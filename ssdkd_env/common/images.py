@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssdkd_env.common.precision import Precision, autocast_for
+
 
 def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 [N, C, H, W] -> float32 normalised with per-channel mean and std."""
@@ -15,6 +17,12 @@ def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[f
     m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x - m) / s
+
+
+def _draw_device(generator: torch.Generator | None) -> torch.device:
+    """Where random numbers are drawn: on ``generator``'s device (a CUDA generator keeps the draws,
+    and the copies they would need, off the host), on the CPU without one."""
+    return torch.device("cpu") if generator is None else generator.device
 
 
 def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -26,8 +34,9 @@ def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator
     b, c, h, w = x.shape
     padded = F.pad(x, (max_shift,) * 4, mode="replicate")
     span = 2 * max_shift + 1
-    oy = torch.randint(span, (b,), generator=generator).to(x.device)
-    ox = torch.randint(span, (b,), generator=generator).to(x.device)
+    draw = _draw_device(generator)
+    oy = torch.randint(span, (b,), generator=generator, device=draw).to(x.device)
+    ox = torch.randint(span, (b,), generator=generator, device=draw).to(x.device)
     rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [B, H, 1]
     cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [B, 1, W]
     batch = torch.arange(b, device=x.device)[:, None, None]
@@ -36,7 +45,7 @@ def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Flip a random half of the images horizontally."""
-    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    flip = (torch.rand(x.shape[0], generator=generator, device=_draw_device(generator)) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
@@ -47,11 +56,11 @@ def random_affine(
     about its centre (bilinear; uncovered pixels repeat the edge), all in one ``grid_sample``."""
     if degrees <= 0 and scale <= 0:
         return x
-    b = x.shape[0]
-    angle = (torch.rand(b, generator=generator) * 2 - 1) * degrees * torch.pi / 180
-    factor = 1 + (torch.rand(b, generator=generator) * 2 - 1) * scale
+    b, draw = x.shape[0], _draw_device(generator)
+    angle = (torch.rand(b, generator=generator, device=draw) * 2 - 1) * degrees * torch.pi / 180
+    factor = 1 + (torch.rand(b, generator=generator, device=draw) * 2 - 1) * scale
     cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor  # output -> input coordinates
-    zero = torch.zeros(b)
+    zero = torch.zeros(b, device=draw)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -62,10 +71,10 @@ def random_shrink(x: torch.Tensor, min_scale: float, generator: torch.Generator 
     background of its own darkest value (an object on an empty background), in one ``grid_sample``."""
     if min_scale <= 0 or min_scale >= 1:
         return x
-    b = x.shape[0]
-    factor = min_scale + torch.rand(b, generator=generator) * (1 - min_scale)
-    centre = (torch.rand(b, 2, generator=generator) * 2 - 1) * (1 - factor)[:, None]  # stays inside the frame
-    zero = torch.zeros(b)
+    b, draw = x.shape[0], _draw_device(generator)
+    factor = min_scale + torch.rand(b, generator=generator, device=draw) * (1 - min_scale)
+    centre = (torch.rand(b, 2, generator=generator, device=draw) * 2 - 1) * (1 - factor)[:, None]  # inside the frame
+    zero = torch.zeros(b, device=draw)
     inv = 1 / factor
     theta = torch.stack(
         [torch.stack([inv, zero, -centre[:, 0] * inv], 1), torch.stack([zero, inv, -centre[:, 1] * inv], 1)], 1
@@ -83,22 +92,26 @@ def random_mixup(x: torch.Tensor, fraction: float, generator: torch.Generator | 
     """
     if fraction <= 0:
         return x
-    b = x.shape[0]
-    partner = torch.randperm(b, generator=generator).to(x.device)
-    lam = torch.rand(b, generator=generator).to(x.device)
-    chosen = (torch.rand(b, generator=generator) < fraction).to(x.device)
+    b, draw = x.shape[0], _draw_device(generator)
+    partner = torch.randperm(b, generator=generator, device=draw).to(x.device)
+    lam = torch.rand(b, generator=generator, device=draw).to(x.device)
+    chosen = (torch.rand(b, generator=generator, device=draw) < fraction).to(x.device)
     lam = torch.where(chosen, lam, torch.ones_like(lam)).view(b, 1, 1, 1)
     return lam * x + (1 - lam) * x[partner]
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in eval mode, batched; restores the previous mode."""
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 1024, precision: Precision = "fp32"
+) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in eval mode, batched, as fp32 (forward passes at ``precision``);
+    restores the previous mode."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    with autocast_for(x.device, precision):
+        out = torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     model.train(was_training)
-    return out
+    return out.float()
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:

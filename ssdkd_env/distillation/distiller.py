@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +11,7 @@ import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_shrink, random_translate
+from ssdkd_env.common.precision import Precision, autocast_for, to_layout
 from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import KD_LOSSES
 from ssdkd_env.replay import BufferBatch
@@ -49,19 +50,26 @@ class DistillerConfig(Validated):
 
 @dataclass
 class StepResult:
-    """Per-sample discrepancies (new priorities) and the step's scalars."""
+    """Per-sample discrepancies (new priorities) and the step's scalars, as detached 0-d tensors
+    on the device: a round reads them on the host once, at its end."""
 
     discrepancy: torch.Tensor
-    loss: float
-    mean_discrepancy: float
-    agreement: float
+    loss: torch.Tensor
+    mean_discrepancy: torch.Tensor
+    agreement: torch.Tensor
 
 
 class Distiller:
-    """SGD with a cosine schedule over the run's total KD steps; bf16 autocast on CUDA.
+    """SGD with a cosine schedule over the run's total KD steps; forward passes at ``precision``
+    (``auto``: bf16 autocast on CUDA), the losses in fp32.
 
     Without augmentation the teacher logits cached in the buffer are the targets (no teacher
     forward pass); with augmentation the teacher labels each augmented batch afresh.
+
+    ``compile``: the step's student and teacher forward passes go through ``torch.compile``
+    (the modules themselves, their state_dict keys and checkpoints are unchanged); what it gains
+    is measured on a GPU by ``train/benchmark.py``. A step never reads a device value on the
+    host, so on CUDA the steps of a round queue up without synchronisation.
     """
 
     def __init__(
@@ -73,16 +81,25 @@ class Distiller:
         teacher: nn.Module | None = None,
         rng: torch.Generator | None = None,
         kind: TaskKind | None = None,
+        precision: Precision = "auto",
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
+        """``rng`` draws the augmentation (on the device it lives on); ``channels_last`` is the
+        layout of the batches the models see."""
         if config.augments and teacher is None:
             raise ValueError("augmentation needs the teacher to relabel augmented samples")
         self.loss_fn = KD_LOSSES.get(config.kd_loss)
         self.kind = kind or TASK_KINDS.get("classification")
         self.student = student
-        self.teacher = teacher
         self.rng = rng
         self.config = config
         self.device = device
+        self.precision, self.channels_last = precision, channels_last
+        self.student_forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(student) if compile else student
+        self.teacher_forward: Callable[[torch.Tensor], torch.Tensor] | None = (
+            torch.compile(teacher) if compile and teacher is not None else teacher
+        )
         self.optimizer = torch.optim.SGD(
             student.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
@@ -92,8 +109,9 @@ class Distiller:
         )
         self.steps = 0
         self.ema: AveragedModel | None = None
+        self.ema_update = get_ema_multi_avg_fn(config.ema_decay)  # used when ema_decay > 0
         if config.ema_decay > 0:
-            self.ema = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+            self.ema = AveragedModel(student, multi_avg_fn=self.ema_update, use_buffers=True)
 
     @property
     def delivered(self) -> nn.Module:
@@ -104,44 +122,57 @@ class Distiller:
         """The KD loss's per-sample discrepancy at the configured temperature (a sample's priority)."""
         return self.kind.per_sample(self.loss_fn.discrepancy(teacher_out, student_out, self.config.temperature))
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def step(self, batch: BufferBatch) -> StepResult:
         """One importance-weighted KD step; returns the per-sample discrepancy as refreshed priorities."""
         self.student.train()
         cfg = self.config
         temperature = cfg.temperature
         images, t_logits = batch.images, batch.teacher_logits
-        if cfg.augments and self.teacher is not None:
+        teacher = self.teacher_forward if cfg.augments else None  # augmented batches are relabelled
+        if teacher is not None:
             images = random_affine(images, cfg.augment_rotate, cfg.augment_scale, self.rng)
             images = random_translate(images, cfg.augment_shift, self.rng)
             images = random_shrink(images, cfg.augment_shrink, self.rng)
             if cfg.augment_flip:
                 images = random_hflip(images, self.rng)
             images = random_mixup(images, cfg.augment_mixup, self.rng)
-            with torch.no_grad(), self._autocast():
-                t_logits = self.teacher(images).float()
-        with self._autocast():
-            s_logits = self.student(images)
-        s_logits = s_logits.float()
+        images = to_layout(images, self.channels_last)
+        with autocast_for(self.device, self.precision):
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(images).float()
+            s_logits = self.student_forward(images).float()
         discrepancy = self.discrepancy(t_logits, s_logits)
         loss = (batch.weights * discrepancy).mean() * self.loss_fn.scale(temperature)
-        if not torch.isfinite(loss):
-            raise FloatingPointError("non-finite distillation loss")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
-            self.ema.update_parameters(self.student)
+            self._update_ema(self.ema)
         self.steps += 1
         agreement = self.kind.agreement(s_logits, t_logits).mean()
-        return StepResult(
-            discrepancy.detach(), float(loss.detach()), float(discrepancy.mean().detach()), float(agreement)
-        )
+        return StepResult(discrepancy.detach(), loss.detach(), discrepancy.mean().detach(), agreement.detach())
+
+    @torch.no_grad()
+    def _update_ema(self, ema: AveragedModel) -> None:
+        """``ema.update_parameters(student)`` without reading its step count (a CPU tensor) and
+        copying it to the device on every call, a synchronisation on CUDA: the average is updated
+        once per step, so ``self.steps`` counts its updates."""
+        averaged = [*ema.module.parameters(), *ema.module.buffers()]
+        current = [*self.student.parameters(), *self.student.buffers()]
+        if self.steps == 0:
+            for avg, cur in zip(averaged, current, strict=True):
+                avg.copy_(cur)
+        else:
+            by_dtype: dict[torch.dtype, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+            for avg, cur in zip(averaged, current, strict=True):
+                group = by_dtype.setdefault(avg.dtype, ([], []))
+                group[0].append(avg)
+                group[1].append(cur)
+            for avgs, curs in by_dtype.values():
+                self.ema_update(avgs, curs, ema.n_averaged)
+        ema.n_averaged += 1
 
     def state_dict(self) -> dict:
         state = {

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from ssdkd_env.common.images import predict_logits
+from ssdkd_env.common.precision import Precision
 from ssdkd_env.losses import per_sample_kl
 from ssdkd_env.synthesis import MetaGeneratorSynthesizer, SynthesisConfig, SynthesisRequest
 from ssdkd_env.tasks import TaskSpec
@@ -38,11 +39,12 @@ class ProbeSet:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def measure(self, student: nn.Module) -> ProbeMetrics:
-        """Student–teacher agreement and KL (temperature 1) on the probe samples."""
+    def measure(self, student: nn.Module, precision: Precision = "fp32") -> ProbeMetrics:
+        """Student–teacher agreement and KL (temperature 1) on the probe samples; the student's
+        forward passes at ``precision``."""
         if len(self) == 0:
             return ProbeMetrics(0.0, 0.0)
-        s_logits = predict_logits(student, self.images).float()
+        s_logits = predict_logits(student, self.images, precision=precision)
         agreement = float(self.kind.agreement(s_logits, self.teacher_logits).mean())
         kl = self.kind.per_sample(per_sample_kl(self.teacher_logits, s_logits))
         return ProbeMetrics(agreement, float(kl.mean()))
@@ -57,10 +59,13 @@ def build_probe(
     device: torch.device,
     seed: int,
     kind: TaskKind | None = None,
+    precision: Precision = "auto",
+    channels_last: bool = False,
 ) -> ProbeSet:
     """Invert ``size`` probe samples: ``rounds`` rounds of BN + class loss, balanced classes.
 
     The first half of the rounds warm the generator up; the samples of the second half are kept.
+    ``precision`` and ``channels_last`` are the run's (see ``EngineConfig``).
     """
     kind = kind or TASK_KINDS.get("classification")
     if size <= 0:
@@ -84,6 +89,8 @@ def build_probe(
         device,
         torch.Generator().manual_seed(seed),
         torch.Generator().manual_seed(seed),
+        precision=precision,
+        channels_last=channels_last,
     )
     for r in range(rounds):
         out = synthesizer.synthesize(SynthesisRequest(per_round, uniform, r))

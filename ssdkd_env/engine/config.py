@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ssdkd_env.common.precision import Precision
 from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.distillation import DistillerConfig
 from ssdkd_env.errors import UserError
@@ -57,6 +58,10 @@ class EngineConfig(Validated):
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     distiller: DistillerConfig = field(default_factory=DistillerConfig)
     action: RoundAction = field(default_factory=RoundAction)
+    # how forward passes run (ssdkd_env.common.precision); on a CPU the defaults give plain fp32 results
+    precision: Precision = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; bf16 or fp32 on any device
+    channels_last: bool = False  # models and image batches in channels_last memory format
+    compile: bool = False  # torch.compile the KD step's forward passes (gain measured by train/benchmark.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,6 +138,28 @@ _LENET_DEFAULTS: dict[str, Any] = {
     "synthesis.generators": 4,
 }
 
+# CIFAR-10 at CPU scale (WRN-16-1 pair, 2 cores, about 10 minutes): a short schedule that spends more
+# of it on the generator (5 steps per round, a class-conditional generator at half width, a larger
+# class-loss weight), with the images augmented (shift 4, flips) both where the generator's losses see
+# them and where the student replays them. BENCHMARKS.md ("CIFAR-10 at CPU scale") has the sweep.
+_CIFAR_CPU_DEFAULTS: dict[str, Any] = {
+    "rounds": 24,
+    "kd_steps": 20,
+    "buffer_size": 5000,
+    "probe_rounds": 2,
+    "eval_every": 4,
+    "action.synth_budget": 256,
+    "distiller.augment_shift": 4,
+    "distiller.augment_flip": True,
+    "synthesis.g_steps": 5,
+    "synthesis.augment_shift": 4,
+    "synthesis.augment_flip": True,
+    "synthesis.adv_weight": 1.1,
+    "synthesis.oh_weight": 2.0,
+    "synthesis.ngf": 32,
+    "synthesis.conditional": True,
+}
+
 # Per-task defaults (dotted keys). Anything not named keeps the dataclass default.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"rounds": 120, "kd_steps": 40, "action.synth_budget": 128},
@@ -140,6 +167,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "fashion-mnist": _LENET_DEFAULTS,
     "svhn": {"rounds": 200, "kd_steps": 200, "buffer_size": 7300, "action.synth_budget": 256},
     "cifar10": {"rounds": 220, "kd_steps": 400, "buffer_size": 5000, "action.synth_budget": 256},
+    "cifar10-cpu": _CIFAR_CPU_DEFAULTS,
     "cifar100": {"rounds": 220, "kd_steps": 400, "buffer_size": 5000, "action.synth_budget": 256},
 }
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunContext:
-    """Shared by every component of one run. ``rng`` drives sampling (targets, latents, replay,
-    augmentation); ``init_rng`` draws initial weights. Nothing uses the global torch RNG."""
+    """Shared by every component of one run. ``rng`` drives the sampling of a round (targets,
+    latents); ``device_rng`` the draws of every step (replay, augmentation), on the run's device
+    (on a CPU it is ``rng``); ``init_rng`` draws initial weights. Nothing uses the global torch RNG."""
 
     config: EngineConfig
     task: TaskSpec
@@ -28,3 +29,4 @@ class RunContext:
     device: torch.device
     rng: torch.Generator
     init_rng: torch.Generator
+    device_rng: torch.Generator

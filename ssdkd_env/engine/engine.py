@@ -5,6 +5,9 @@ and the Gymnasium environment steps it with an agent's actions. The engine build
 components by name (synthesizer, memory, KD loss, round loop; see ``EngineConfig``), lets the
 round loop run each round, and measures the student after it. All randomness comes from the
 run's own generators, seeded from ``seed``: the global torch RNG is never read or reseeded.
+
+On a GPU the configuration's ``precision``, ``channels_last`` and ``compile`` choose how the
+forward passes run; on a CPU the defaults give exactly the results of plain fp32.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from ssdkd_env.common.images import accuracy, normalize_uint8
-from ssdkd_env.distillation import Distiller, ProbeSet, build_probe
+from ssdkd_env.common.precision import module_layout, to_layout
+from ssdkd_env.distillation import Distiller, ProbeMetrics, ProbeSet, build_probe
 from ssdkd_env.engine.config import EngineConfig, RoundAction
 from ssdkd_env.engine.context import RunContext
 from ssdkd_env.errors import UserError
@@ -75,15 +79,18 @@ class DistillationEngine:
         config = copy.deepcopy(config)  # the run owns its configuration
         self.config, self.task, self.device, self.seed = config, task, device, seed
         self.kind = TASK_KINDS.get(task.kind)
-        self.rng = torch.Generator().manual_seed(seed)  # sampling: targets, latents, replay, augmentation
+        self.rng = torch.Generator().manual_seed(seed)  # sampling: targets and latents (on a CPU: all of it)
         init_rng = torch.Generator().manual_seed(seed)  # initial weights of the student and generators
-        self.teacher = teacher.to(device).eval().requires_grad_(False)
+        # the draws of every step (replay, augmentation) stay on the device: the run's CPU generator
+        # on a CPU, a generator of the device's own elsewhere (a CPU draw copied over would wait for it)
+        self.device_rng = self.rng if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+        self.teacher = module_layout(teacher.to(device).eval().requires_grad_(False), config.channels_last)
         arch = config.student_arch or task.student_arch
         self.student = build_model(arch, task.num_classes, task.input_shape[0], generator=init_rng)
         if config.student_init == "teacher":  # refused pairs fail here, before the probe's inversion
             check_teacher_init_pair(self.student, self.teacher)
             init_from_teacher(self.student, self.teacher)
-        self.student.to(device)
+        self.student = module_layout(self.student.to(device), config.channels_last)
         if probe is None:
             probe = build_probe(
                 self.teacher,
@@ -94,9 +101,13 @@ class DistillationEngine:
                 device,
                 seed + PROBE_SEED_OFFSET,
                 self.kind,
+                config.precision,
+                config.channels_last,
             )
         self.probe = probe
-        context = RunContext(config, task, self.kind, self.teacher, self.student, device, self.rng, init_rng)
+        context = RunContext(
+            config, task, self.kind, self.teacher, self.student, device, self.rng, init_rng, self.device_rng
+        )
         self.memory: BaseMemory | None = MEMORIES.get(config.memory).from_context(context)
         self.synthesizer = SYNTHESIZERS.get(config.synthesizer).from_context(context)
         self.distiller = Distiller(
@@ -105,14 +116,18 @@ class DistillationEngine:
             config.rounds * config.kd_steps,
             device,
             self.teacher,
-            self.rng,
+            self.device_rng,
             self.kind,
+            config.precision,
+            config.channels_last,
+            config.compile,
         )
         self.round_loop = ROUND_LOOPS.get(config.round_loop)(self)
         self.test_x: torch.Tensor | None = None
         self.test_y: torch.Tensor | None = None
         if test_set is not None:
-            self.test_x = normalize_uint8(test_set.images, task.mean, task.std).to(device)
+            test_x = normalize_uint8(test_set.images, task.mean, task.std).to(device)
+            self.test_x = to_layout(test_x, config.channels_last)
             self.test_y = test_set.labels.to(device)
         self.round = 0
         self.synthetic_samples = probe.synthesized
@@ -136,8 +151,12 @@ class DistillationEngine:
             raise UserError(f"method '{self.config.method}' keeps no memory, but its round loop needs one")
         return self.memory
 
+    def measure_probe(self) -> ProbeMetrics:
+        """The delivered student's agreement and KL with the teacher on the probe set."""
+        return self.probe.measure(self.delivered_student, self.config.precision)
+
     def test_accuracy(self) -> float | None:
-        """The student's real test accuracy, when the task's test split was given."""
+        """The student's real test accuracy (in fp32), when the task's test split was given."""
         if self.test_x is None or self.test_y is None:
             return None
         return accuracy(self.delivered_student, self.test_x, self.test_y)
@@ -150,7 +169,7 @@ class DistillationEngine:
         if self.memory is not None:
             self.memory.end_round()
         self.round += 1
-        probe = self.probe.measure(self.delivered_student)
+        probe = self.measure_probe()
         evaluate = self.done or (cfg.eval_every > 0 and self.round % cfg.eval_every == 0)
         return RoundMetrics(
             round=self.round,
@@ -172,6 +191,7 @@ class DistillationEngine:
             "round": self.round,
             "synthetic_samples": self.synthetic_samples,
             "rng": self.rng.get_state(),
+            "device_rng": self.device_rng.get_state(),
             "student": self.student.state_dict(),
             "synthesizer": self.synthesizer.state_dict(),
             "distiller": self.distiller.state_dict(),
@@ -187,6 +207,8 @@ class DistillationEngine:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.round, self.synthetic_samples = int(state["round"]), int(state["synthetic_samples"])
         self.rng.set_state(state["rng"])
+        if "device_rng" in state:  # absent from the checkpoints of CPU runs before it existed
+            self.device_rng.set_state(state["device_rng"])
         self.student.load_state_dict(state["student"])
         self.synthesizer.load_state_dict(state["synthesizer"])
         self.distiller.load_state_dict(state["distiller"])

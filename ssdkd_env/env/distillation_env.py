@@ -109,7 +109,7 @@ class DistillationEnv(gym.Env):
             engine_config, self.task, self.teacher, self.device, episode_seed, self.test_set, self.probe
         )
         self._previous = np.zeros(ACTION_SIZE)
-        initial_probe = self.engine.probe.measure(self.engine.delivered_student)
+        initial_probe = self.engine.measure_probe()
         self._last_obs = self._observe(None, initial_probe)
         # Quality before any round is chance level (1/K) for every episode: a fresh student knows
         # nothing, and its measured agreement only reflects its random initialisation, which
@@ -189,6 +189,8 @@ class DistillationEnv(gym.Env):
                 cfg.synthesis,
                 self.device,
                 self.config.probe_seed,
+                precision=cfg.precision,
+                channels_last=cfg.channels_last,
             )
         return self._probe
 
@@ -209,7 +211,7 @@ class DistillationEnv(gym.Env):
         engine = self.engine
         assert engine is not None and engine.memory is not None
         if metrics is None:
-            probe = probe or engine.probe.measure(engine.delivered_student)
+            probe = probe or engine.measure_probe()
             measures = {"batch_discrepancy": 0.0, "batch_agreement": 0.0, "probe_kl": probe.kl}
             measures["probe_agreement"] = probe.agreement
         else:

@@ -17,6 +17,7 @@ from ssdkd_env.env.distillation_env import DistillationEnv
 EPISODE_DEFAULTS: dict[str, dict[str, int]] = {
     "digits": {"rounds": 30, "total_steps": 600},
     "mnist": {"rounds": 40, "total_steps": 800},
+    "cifar10-cpu": {"rounds": 4, "total_steps": 16},  # about 25 minutes on 2 CPU cores, evaluation included
 }
 FALLBACK_EPISODE_DEFAULTS = {"rounds": 60, "total_steps": 2000}
 

@@ -6,11 +6,19 @@
    memory with the round's replacement share and eviction rule.
 3. ``kd_steps`` student steps on batches sampled with P(i) ~ p_i^alpha and weights
    (N P(i))^-beta; each step refreshes the priorities of the samples it used.
+
+The steps' scalars are summed on the device (in float64: exactly the sums of the same values
+as Python floats) and read on the host once, at the end of the round, so on CUDA the steps
+queue up without synchronisation. Without augmentation the steps train on the teacher outputs
+cached in the memory (no teacher forward pass); with it the distiller relabels each batch.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
+
+import torch
 
 from ssdkd_env.common.images import predict_logits
 from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome
@@ -31,24 +39,25 @@ class SynthesizeThenReplay(RoundLoop):
                 action.synth_budget, memory.class_histogram(), engine.round, action.diversity, action.difficulty
             )
         )
-        s_logits = predict_logits(engine.student, synth.images)
-        priorities = distiller.discrepancy(synth.teacher_logits, s_logits.float())
+        s_logits = predict_logits(engine.student, synth.images, precision=cfg.precision)
+        priorities = distiller.discrepancy(synth.teacher_logits, s_logits)
         memory.insert(synth.images, synth.teacher_logits, priorities, action.replace_fraction, action.eviction)
-        loss_sum = discrepancy_sum = agree_sum = 0.0
+        sums = torch.zeros(3, dtype=torch.float64, device=engine.device)  # loss, discrepancy, agreement
         for _ in range(cfg.kd_steps):
-            batch = memory.sample(cfg.distiller.batch_size, action.alpha, action.beta, engine.rng)
+            batch = memory.sample(cfg.distiller.batch_size, action.alpha, action.beta, engine.device_rng)
             step = distiller.step(batch)
             memory.update_priorities(batch.index, step.discrepancy)
-            loss_sum += step.loss
-            discrepancy_sum += step.mean_discrepancy
-            agree_sum += step.agreement
+            sums += torch.stack([step.loss, step.mean_discrepancy, step.agreement]).double()
+        loss_sum, discrepancy_sum, agree_sum = sums.tolist()  # the round's one read of the steps
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError("non-finite distillation loss")
         steps = max(1, cfg.kd_steps)
         return RoundOutcome(
             synthesized=action.synth_budget,
             kd_loss=loss_sum / steps,
             batch_discrepancy=discrepancy_sum / steps,
             batch_agreement=agree_sum / steps,
-            losses=synth.losses,
+            losses={name: float(value) for name, value in synth.losses.items()},
         )
 
 

@@ -19,6 +19,10 @@ class Generator(nn.Module):
     * ``"sigmoid"``: an image in [0, 1] normalised with the buffers ``mean`` / ``std``
       (default 0 / 1), i.e. a sample in the teacher's normalised input space; or
     * ``"tanh_bn"``: Tanh then ``BatchNorm2d(C, affine=False)`` as in DFAD.
+
+    With ``num_classes > 0`` the generator is class-conditional: a learned embedding of the target
+    class is added to the projected noise (as in GDFQ, Xu et al., ECCV 2020), so that what the
+    meta-generator learns about a class carries over to fresh latents in later rounds.
     """
 
     # buffers of the "sigmoid" output (registered in __init__; declared here for the type checker)
@@ -33,6 +37,7 @@ class Generator(nn.Module):
         output: GeneratorOutput = "sigmoid",
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         channels, height, width = img_shape
@@ -46,6 +51,7 @@ class Generator(nn.Module):
         self.img_shape = (channels, height, width)
         self.init_shape = (2 * ngf, height // 4, width // 4)
         self.project = nn.Linear(nz, 2 * ngf * (height // 4) * (width // 4))
+        self.class_embedding = nn.Embedding(num_classes, self.project.out_features) if num_classes > 0 else None
         self.body = nn.Sequential(
             nn.BatchNorm2d(2 * ngf),
             nn.Upsample(scale_factor=2),
@@ -68,9 +74,15 @@ class Generator(nn.Module):
         else:
             self.activation = nn.Sequential(nn.Tanh(), nn.BatchNorm2d(channels, affine=False))
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Images of shape ``[B, *img_shape]`` from noise of shape ``[B, nz]``."""
-        out = self.project(z).view(z.shape[0], *self.init_shape)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images of shape ``[B, *img_shape]`` from noise of shape ``[B, nz]`` (and, for a
+        class-conditional generator, the target classes ``[B]``)."""
+        out = self.project(z)
+        if self.class_embedding is not None:
+            if labels is None:
+                raise ValueError("a class-conditional generator needs the target labels")
+            out = out + self.class_embedding(labels)
+        out = out.view(z.shape[0], *self.init_shape)
         out = self.activation(self.body(out))
         if self.output == "sigmoid":
             out = (out - self.mean) / self.std

@@ -52,6 +52,8 @@ def seeded(factory: Callable[[], M], generator: torch.Generator) -> M:
         for sub in module.modules():
             if isinstance(sub, _RANDOM_LAYERS):
                 _default_init(sub, generator)
+            elif isinstance(sub, nn.Embedding):
+                nn.init.normal_(sub.weight, generator=generator)  # Embedding.reset_parameters: N(0, 1)
             elif isinstance(sub, _NORM_LAYERS):
                 sub.reset_parameters()  # constants only: ones, zeros, fresh running statistics
             elif any(True for _ in sub.parameters(recurse=False)):

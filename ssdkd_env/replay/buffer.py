@@ -113,8 +113,13 @@ class ReplayBuffer(BaseMemory):
         raise ValueError(f"unknown eviction rule '{rule}'; valid: {', '.join(EVICTION_RULES)}")
 
     def update_priorities(self, index: torch.Tensor, priorities: torch.Tensor) -> None:
-        """Refresh the priorities of replayed slots (a slot drawn twice keeps one of its values)."""
-        self.priorities[index] = priorities.detach().to(self.device).float().clamp_min(self.min_priority)
+        """Refresh the priorities of replayed slots (a slot drawn twice keeps one of its values).
+
+        A non-finite value (a diverged step: the round reports it at its end, without reading
+        every step on the host) becomes the minimum priority, so that sampling stays valid."""
+        floor = self.min_priority
+        new = torch.nan_to_num(priorities.detach().to(self.device).float(), nan=floor, posinf=floor, neginf=floor)
+        self.priorities[index] = new.clamp_min(floor)
 
     def end_round(self) -> None:
         """Advance the buffer's clock (sample ages count rounds)."""

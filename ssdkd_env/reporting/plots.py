@@ -6,6 +6,7 @@ Figures are drawn with matplotlib's object-oriented API (``Figure`` and ``savefi
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -71,6 +72,37 @@ def save_curves(
     ax.set_xlabel(xlabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def read_accuracy_curve(metrics_csv: Path) -> tuple[list[float], list[float]]:
+    """(wall time in s, test accuracy) of the rounds of a run's ``metrics.csv`` that measured it."""
+    times, accs = [], []
+    with open(metrics_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("test_acc") not in (None, ""):
+                times.append(float(row["wall_time_s"]))
+                accs.append(float(row["test_acc"]))
+    return times, accs
+
+
+def save_time_to_accuracy(
+    path: Path, curves: Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]], title: str
+) -> None:
+    """Test accuracy against wall time (minutes): one colour per method, one line per seed."""
+    fig = Figure(figsize=(6.4, 4.0), dpi=110)
+    ax = fig.add_subplot()
+    for colour, (method, runs) in enumerate(curves.items()):
+        for i, (times, accs) in enumerate(runs):
+            minutes = [t / 60 for t in times]
+            ax.plot(minutes, accs, color=f"C{colour}", alpha=0.8, label=method if i == 0 else None)
+    ax.set_xlabel("wall time (min)")
+    ax.set_ylabel("student test accuracy")
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="lower right")

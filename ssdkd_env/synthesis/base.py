@@ -37,7 +37,7 @@ class SynthesisResult:
     images: torch.Tensor
     targets: torch.Tensor
     teacher_logits: torch.Tensor  # the teacher's outputs on ``images``
-    losses: dict[str, float]
+    losses: dict[str, float | torch.Tensor]  # scalars; a 0-d tensor is read once, at the end of the round
 
 
 class BaseSynthesizer(ABC):

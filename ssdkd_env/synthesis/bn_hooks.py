@@ -35,6 +35,8 @@ class StatsMatcher:
         self.var_buffer: torch.Tensor | None = None
 
     def observe(self, x: torch.Tensor) -> None:
+        """Statistics of ``x`` (in fp32, whatever precision the forward pass ran at)."""
+        x = x.float()
         dims = [0, *range(2, x.dim())]
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
         self.batch_mean, self.batch_var = mean, var

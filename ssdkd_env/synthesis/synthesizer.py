@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
+from ssdkd_env.common.images import random_hflip, random_translate
+from ssdkd_env.common.precision import Precision, autocast_for, module_layout, to_layout
 from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import per_sample_kl
 from ssdkd_env.models import Generator
@@ -48,6 +50,9 @@ class SynthesisConfig(Validated):
     tv_weight: float = spec(0.0, ge=0)  # total-variation image prior (DeepInversion), on the normalised images
     bn_momentum: float = spec(0.9, ge=0, le=1)  # mixing of batch BN statistics with earlier rounds'
     warmup_rounds: int = spec(5, ge=0)  # rounds without the adversarial term
+    augment_shift: int = spec(0, ge=0)  # random translation of the images the losses see (Fast: crop, padding 4)
+    augment_flip: bool = False  # random horizontal flips of the images the losses see (natural images)
+    conditional: bool = False  # class-conditional generator (a learned class embedding added to the latent)
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -86,15 +91,28 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         device: torch.device,
         rng: torch.Generator,
         init_rng: torch.Generator,
+        device_rng: torch.Generator | None = None,
+        precision: Precision = "auto",
+        channels_last: bool = False,
     ) -> None:
-        """``rng`` draws targets and latents; ``init_rng`` the generators' initial weights."""
+        """``rng`` draws targets and latents; ``init_rng`` the generators' initial weights;
+        ``device_rng`` (default ``rng``) the augmentation of every step. Forward passes run at
+        ``precision``, the losses in fp32; ``channels_last`` is the layout of generators and images."""
         self.teacher, self.student = teacher, student
         self.num_classes = num_classes
         self.config = config
         self.device = device
         self.rng = rng
+        self.device_rng = rng if device_rng is None else device_rng
+        self.precision, self.channels_last = precision, channels_last
+        labels = num_classes if config.conditional else 0
         self.metas = [
-            seeded(lambda: Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std), init_rng).to(device)
+            module_layout(
+                seeded(lambda: Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std, labels), init_rng).to(
+                    device
+                ),
+                channels_last,
+            )
             for _ in range(config.generators)
         ]
         self.fast = copy.deepcopy(self.metas[0])
@@ -119,6 +137,9 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             ctx.device,
             ctx.rng,
             ctx.init_rng,
+            ctx.device_rng,
+            ctx.config.precision,
+            ctx.config.channels_last,
         )
 
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
@@ -137,34 +158,45 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         self.fast.train()
         groups: list[dict[str, Any]] = [{"params": self.fast.parameters()}, {"params": [z], "lr": cfg.lr_z}]
         optimizer = torch.optim.Adam(groups, lr=cfg.lr_g, betas=(0.5, 0.999))
-        use_adv = self.student is not None and cfg.adv_weight > 0 and round_index >= cfg.warmup_rounds
+        use_adv = cfg.adv_weight > 0 and round_index >= cfg.warmup_rounds
+        student = self.student if use_adv else None
         with _frozen(self.student), self.bn_loss.observing():
             for _ in range(cfg.g_steps):
-                images = self.fast(z)
-                t_logits = self.teacher(images)
+                with autocast_for(self.device, self.precision):
+                    images = to_layout(self.fast(z, targets if cfg.conditional else None), self.channels_last)
+                    seen = to_layout(self._augment(images), self.channels_last)
+                    t_logits = self.teacher(seen).float()
+                    s_logits = None if student is None else student(seen).float()
                 loss_bn = self.bn_loss.value()
                 loss_oh = focal_cross_entropy(t_logits, targets, difficulty_gamma)
                 loss_adv = torch.zeros((), device=self.device)
-                if use_adv:
-                    assert self.student is not None
-                    s_logits = self.student(images)
+                if s_logits is not None:
                     agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()
                     loss_adv = -(per_sample_kl(t_logits, s_logits) * agree).mean()
                 loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_oh + cfg.adv_weight * loss_adv
                 if cfg.tv_weight > 0:
-                    loss = loss + cfg.tv_weight * total_variation(images)
+                    loss = loss + cfg.tv_weight * total_variation(images.float())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
         self.bn_loss.commit()
         self.bn_buffers[turn] = self.bn_loss.momentum_buffers
         self._meta_step(turn)
+        if seen is not images:  # the memory keeps the unaugmented images, labelled as they are
+            with torch.no_grad(), autocast_for(self.device, self.precision):
+                t_logits = self.teacher(images).float()
         return SynthesisResult(
             images=images.detach(),
             targets=targets,
             teacher_logits=t_logits.detach(),
-            losses={"bn": float(loss_bn.detach()), "oh": float(loss_oh.detach()), "adv": float(loss_adv.detach())},
+            losses={"bn": loss_bn.detach(), "oh": loss_oh.detach(), "adv": loss_adv.detach()},
         )
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        """Random shifts and flips (differentiable), so that the generator cannot satisfy the
+        teacher with pixel patterns that only work at one position (Fang et al., Fast)."""
+        seen = random_translate(images, self.config.augment_shift, self.device_rng)
+        return random_hflip(seen, self.device_rng) if self.config.augment_flip else seen
 
     def close(self) -> None:
         """Remove the hooks this synthesizer put on the teacher."""

@@ -42,6 +42,8 @@ class TaskSpec:
     needs_data_root: bool  # False when the data ships with a package
     description: str
     kind: str = "classification"  # how model outputs are read (ssdkd_env.tasks.kinds.TASK_KINDS)
+    cpu_variant: str | None = None  # the task that runs this data at CPU scale (ssdkd_env.tasks.scale)
+    scale_note: str = ""  # what a run at this task's scale costs, for the notice of --scale auto
 
     def load(self, data_root: str | Path | None, train: bool, download: bool = False) -> LabeledImages:
         """Load the train (``train=True``) or test split into memory."""
@@ -160,6 +162,24 @@ register_task(
         recipe=_NATURAL_RECIPE,
         needs_data_root=True,
         description="CIFAR-10, 32x32 RGB (torchvision python batches)",
+        cpu_variant="cifar10-cpu",
+        scale_note="projected about a week on 2 CPU cores; train/benchmark.py projects it on this machine",
+    )
+)
+register_task(
+    TaskSpec(
+        name="cifar10-cpu",
+        num_classes=10,
+        input_shape=(3, 32, 32),
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        teacher_arch="wrn16_1",
+        student_arch="wrn16_1",
+        loader=_torchvision_loader("cifar10", 32),
+        recipe=TeacherRecipe(epochs=15, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True),
+        needs_data_root=True,
+        description="CIFAR-10 at CPU scale: the same data with a pair and schedule that fit 2 CPU cores",
+        scale_note="about 30 minutes on 2 CPU cores after a 45-minute teacher",
     )
 )
 register_task(
