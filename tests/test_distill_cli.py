@@ -98,7 +98,9 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     assert_one_line_error(distill("--method", "magic"), "unknown method 'magic'", "ssdkd")
     assert_one_line_error(distill("--task", "nope"), "unknown task 'nope'")
-    assert_one_line_error(distill("--task", "cifar10"), "--teacher", "--data-root", "--download", "train_teacher.py")
+    assert_one_line_error(
+        distill("--task", "cifar10", "--scale", "paper"), "--teacher", "--data-root", "--download", "train_teacher.py"
+    )
     assert_one_line_error(distill("--set", "action.nope=1"), "unknown config key 'action.nope'")
     assert_one_line_error(distill("--resume", "--out", str(tmp_path / "none")), "--resume")
     bad = tmp_path / "bad.pt"

@@ -106,7 +106,7 @@ def test_sigkill_then_resume_keeps_completed_work(tmp_path: Path) -> None:
 def test_run_agent_errors_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(script("run_agent.py", "--agent", "alphazero"), "unknown agent 'alphazero'", "ppo")
     assert_one_line_error(
-        script("run_agent.py", "--agent", "ppo", "--task", "cifar10"),
+        script("run_agent.py", "--agent", "ppo", "--task", "cifar10", "--scale", "paper"),
         "--teacher",
         "--data-root",
         "--download",
