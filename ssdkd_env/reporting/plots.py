@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torchvision.utils import save_image
 
@@ -72,6 +73,11 @@ def save_curves(
     ax.set_xlabel(xlabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
+    _finish(fig, ax, title, path)
+
+
+def _finish(fig: Figure, ax: Axes, title: str, path: Path) -> None:
+    """Grid, title and legend, then write ``fig`` to ``path`` (creating its folder)."""
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="lower right")
@@ -103,9 +109,4 @@ def save_time_to_accuracy(
             ax.plot(minutes, accs, color=f"C{colour}", alpha=0.8, label=method if i == 0 else None)
     ax.set_xlabel("wall time (min)")
     ax.set_ylabel("student test accuracy")
-    ax.grid(alpha=0.3)
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    _finish(fig, ax, title, path)
