@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import load_script
+from scripts import load_script
 
 from ssdkd_env.benchmarking.harness import PHASES, SCALING_CAPACITIES, SCALING_CLASSES
 from ssdkd_env.common.cli import run_cli

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
-from test_train_teacher import assert_one_line_error
+from scripts import assert_one_line_error, load_script, run_in_process
 
 from ssdkd_env.common.cli import (
     COMMON_FLAGS,
@@ -29,7 +25,6 @@ from ssdkd_env.common.cli import (
 from ssdkd_env.common.io import prepare_out_dir
 from ssdkd_env.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("distill", "compare_methods", "compare", "run_agent", "train_teacher", "bench_env")
 # the shared flags each script must offer (at least)
 EXPECTED_FLAGS = {
@@ -44,23 +39,6 @@ EXPECTED_FLAGS = {
     "train_teacher": {"task", "data-root", "download", "device", "seed", "out", "no-progress"},
     "bench_env": {"task", "teacher", "data-root", "download", "device", "rounds", "out", "no-progress"},
 }
-
-
-def load_script(name: str) -> ModuleType:
-    """Import train/NAME.py as a module (its ``main`` does not run)."""
-    spec = importlib.util.spec_from_file_location(f"train_script_{name}", ROOT / "train" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    if spec.name in sys.modules:
-        return sys.modules[spec.name]
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train" / f"{name}.py"), *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def flags_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -207,28 +185,25 @@ UNWRITABLE_OUT_CASES = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_unwritable_out_is_a_one_line_error_before_any_work(tmp_path: Path, name: str) -> None:
     regular = tmp_path / "file"
     regular.write_text("x")
     args = [a.replace("DATA", str(tmp_path / "no-data")) for a in UNWRITABLE_OUT_CASES[name]]
-    result = script(name, *args, "--out", str(regular / "run"), "--device", "cpu", "--no-progress")
+    result = run_in_process(name, *args, "--out", str(regular / "run"), "--device", "cpu", "--no-progress")
     assert_one_line_error(result, "--out", str(regular / "run"), "cannot be written")
     assert regular.read_text() == "x"
 
 
-@pytest.mark.slow
 def test_out_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     regular = tmp_path / "file"
     regular.write_text("x")
-    assert_one_line_error(script("distill", "--out", str(regular)), "--out", "is a file")
+    assert_one_line_error(run_in_process("distill", "--out", str(regular)), "--out", "is a file")
 
 
-@pytest.mark.slow
 def test_bad_seeds_are_one_line_errors() -> None:
-    assert_one_line_error(script("compare_methods", "--seeds", "0,x"), "--seeds", "0-4")
-    assert_one_line_error(script("compare", "--seeds", "3-1"), "--seeds", "increasing range")
+    assert_one_line_error(run_in_process("compare_methods", "--seeds", "0,x"), "--seeds", "0-4")
+    assert_one_line_error(run_in_process("compare", "--seeds", "3-1"), "--seeds", "increasing range")
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,9 +247,8 @@ def test_distill_resume_restores_the_saved_configuration(tmp_path: Path) -> None
         assert needle in str(info.value) and str(out / "config.json") in str(info.value)
 
 
-@pytest.mark.slow
 def test_distill_resume_with_a_changing_flag_is_a_one_line_error(tmp_path: Path) -> None:
     out = tmp_path / "run"
     fake_interrupted_run(out, rounds=7)
-    result = script("distill", "--out", str(out), "--resume", "--rounds", "9", "--device", "cpu")
+    result = run_in_process("distill", "--out", str(out), "--resume", "--rounds", "9", "--device", "cpu")
     assert_one_line_error(result, "--resume", "rounds: 7 -> 9", "another --out")

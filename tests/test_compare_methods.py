@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import TINY, saved_random_teacher
-from test_train_teacher import assert_one_line_error
+from scripts import assert_one_line_error, run_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "compare_methods.py"
@@ -60,9 +60,11 @@ def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: P
     assert json.loads((out / "fast-s1" / "summary.json").read_text())["kd_steps"] == 2 * TINY["rounds"]
 
 
-@pytest.mark.slow
 def test_bad_jobs_is_a_one_line_error(tmp_path: Path) -> None:
-    assert_one_line_error(compare("--jobs", "0", "--out", str(tmp_path)), "--jobs")
+    result = run_in_process(
+        "compare_methods", "--task", "digits", "--jobs", "0", "--out", str(tmp_path), "--no-progress"
+    )
+    assert_one_line_error(result, "--jobs")
 
 
 @pytest.mark.slow

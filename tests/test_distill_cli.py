@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import KILL_DRIVER, TINY, nested, saved_random_teacher
-from test_train_teacher import assert_one_line_error
-
-pytestmark = pytest.mark.slow  # every test starts train/distill.py in a subprocess
+from scripts import assert_one_line_error, run_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "distill.py"
@@ -34,6 +32,7 @@ def distill(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_run_writes_every_output(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
@@ -69,6 +68,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(fh)]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     config = tiny_config_file(tmp_path / "tiny.json", rounds=10, kd_steps=10)
@@ -96,6 +96,9 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    def distill(*args: str) -> subprocess.CompletedProcess[str]:  # the error paths, in this process
+        return run_in_process("distill", *args, "--no-progress", "--device", "cpu")
+
     assert_one_line_error(distill("--method", "magic"), "unknown method 'magic'", "ssdkd")
     assert_one_line_error(distill("--task", "nope"), "unknown task 'nope'")
     assert_one_line_error(
@@ -123,6 +126,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_resume_from_another_versions_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
     """A state.pt whose engine state does not fit today's engine (here: the single-generator layout
     of earlier versions) is refused in one line, and the run's files are left alone."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import KILL_DRIVER, TINY, nested, saved_random_teacher
-from test_train_teacher import assert_one_line_error
+from scripts import assert_one_line_error, run_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,18 +102,17 @@ def test_sigkill_then_resume_keeps_completed_work(tmp_path: Path) -> None:
     assert len(summary["learning_curve"]) == 15
 
 
-@pytest.mark.slow
 def test_run_agent_errors_are_one_line(tmp_path: Path) -> None:
-    assert_one_line_error(script("run_agent.py", "--agent", "alphazero"), "unknown agent 'alphazero'", "ppo")
+    assert_one_line_error(run_in_process("run_agent", "--agent", "alphazero"), "unknown agent 'alphazero'", "ppo")
     assert_one_line_error(
-        script("run_agent.py", "--agent", "ppo", "--task", "cifar10", "--scale", "paper"),
+        run_in_process("run_agent", "--agent", "ppo", "--task", "cifar10", "--scale", "paper"),
         "--teacher",
         "--data-root",
         "--download",
         "train_teacher.py",
     )
-    assert_one_line_error(script("run_agent.py", "--resume", "--out", str(tmp_path / "none")), "--resume")
-    assert_one_line_error(script("run_agent.py", "--agent", "fixed", "--action", "1,2"), "--action")
+    assert_one_line_error(run_in_process("run_agent", "--resume", "--out", str(tmp_path / "none")), "--resume")
+    assert_one_line_error(run_in_process("run_agent", "--agent", "fixed", "--action", "1,2"), "--action")
 
 
 @pytest.mark.slow
@@ -175,7 +174,7 @@ def test_resume_restores_the_saved_configuration_and_refuses_changes(tmp_path: P
         (["--seed", "1"], "seed: 0 -> 1"),
         (["--teacher", str(tmp_path / "other.pt")], "teacher: "),
     ]:
-        assert_one_line_error(script("run_agent.py", *resume, *flags), "--resume", needle, "env_config.yaml")
+        assert_one_line_error(run_in_process("run_agent", *resume, *flags), "--resume", needle, "env_config.yaml")
 
     # with none of them, the saved configuration, agent and seed are used (not the flags' defaults:
     # --agent ppo, 30 rounds per episode, the cached teacher) and training goes on to --total-steps

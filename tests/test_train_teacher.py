@@ -4,38 +4,25 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fake_data import write_idx
-
-pytestmark = pytest.mark.slow  # every test starts train/train_teacher.py in a subprocess
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "train" / "train_teacher.py"
+from scripts import assert_one_line_error, run_in_process, run_script
 
 
 def run(*args: str, env_cache: Path | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = dict(os.environ)
-    if env_cache is not None:
-        env["SSDKD_ENV_CACHE"] = str(env_cache)
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--no-progress"], capture_output=True, text=True, env=env, timeout=300
-    )
+    """train_teacher.py in a new process, optionally with its own teacher cache."""
+    env = {"SSDKD_ENV_CACHE": str(env_cache)} if env_cache is not None else None
+    return run_script("train_teacher", *args, "--no-progress", env=env)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0]
+def fails(*args: str) -> subprocess.CompletedProcess[str]:
+    """train_teacher.py's error paths, in this process."""
+    return run_in_process("train_teacher", *args, "--no-progress")
 
 
+@pytest.mark.slow
 def test_short_digits_run_writes_summary_checkpoint_and_tensorboard(tmp_path: Path) -> None:
     out = tmp_path / "teacher"
     result = run("--task", "digits", "--epochs", "3", "--out", str(out), "--device", "cpu")
@@ -47,28 +34,31 @@ def test_short_digits_run_writes_summary_checkpoint_and_tensorboard(tmp_path: Pa
     assert list((out / "tb").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_default_out_is_the_teacher_cache(tmp_path: Path) -> None:
     result = run("--task", "digits", "--arch", "cnn_half", "--epochs", "1", env_cache=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "teachers" / "digits" / "cnn_half" / "teacher.pt").is_file()
 
 
-def test_unknown_task_lists_valid_tasks() -> None:
+@pytest.mark.slow
+def test_unknown_task_lists_valid_tasks() -> None:  # in a real process: the script's own exit path
     assert_one_line_error(run("--task", "imagenet"), "unknown task 'imagenet'", "digits", "cifar100")
 
 
 def test_unknown_arch_lists_valid_architectures() -> None:
-    assert_one_line_error(run("--task", "digits", "--arch", "resnet999"), "resnet999", "wrn40_2", "lenet5")
+    assert_one_line_error(fails("--task", "digits", "--arch", "resnet999"), "resnet999", "wrn40_2", "lenet5")
 
 
 def test_incompatible_arch_is_refused() -> None:
-    assert_one_line_error(run("--task", "digits", "--arch", "lenet5"), "lenet5", "32x32")
+    assert_one_line_error(fails("--task", "digits", "--arch", "lenet5"), "lenet5", "32x32")
 
 
 def test_missing_data_names_folder_and_download_flag(tmp_path: Path) -> None:
-    assert_one_line_error(run("--task", "mnist", "--data-root", str(tmp_path)), str(tmp_path), "--download")
+    assert_one_line_error(fails("--task", "mnist", "--data-root", str(tmp_path)), str(tmp_path), "--download")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["lenet5_half"])
 def test_mnist_like_training_on_fake_idx_files(tmp_path: Path, arch: str) -> None:
     write_idx(tmp_path / "data", "MNIST", n_train=64, n_test=16)
@@ -80,6 +70,7 @@ def test_mnist_like_training_on_fake_idx_files(tmp_path: Path, arch: str) -> Non
     assert json.loads((out / "summary.json").read_text())["test_samples"] == 16
 
 
+@pytest.mark.slow
 def test_resume_after_an_interrupted_epoch_gives_the_uninterrupted_teacher(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,4 +104,4 @@ def test_resume_after_an_interrupted_epoch_gives_the_uninterrupted_teacher(
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
-    assert_one_line_error(run("--task", "digits", "--out", str(tmp_path), "--resume"), "--resume", "last.pt")
+    assert_one_line_error(fails("--task", "digits", "--out", str(tmp_path), "--resume"), "--resume", "last.pt")
