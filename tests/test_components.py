@@ -12,7 +12,7 @@ import torch
 from helpers import TINY, random_teacher, tiny_config
 
 from ssdkd_env.checkpoint import card_for
-from ssdkd_env.engine import METHODS, DistillationEngine, make_config
+from ssdkd_env.engine import METHODS, DistillationEngine, make_config, methods_with_memory
 from ssdkd_env.engine.context import RunContext
 from ssdkd_env.engine.engine import PROBE_SEED_OFFSET
 from ssdkd_env.engine.run import RunSpec, run_distillation
@@ -37,9 +37,10 @@ def metrics_rows(out: Path) -> list[dict[str, float | None]]:
         ]
 
 
-@pytest.mark.parametrize("method", METHODS.names())
+@pytest.mark.parametrize("method", methods_with_memory())
 def test_env_with_default_action_is_the_distill_run(method: str, tmp_path: Path) -> None:
-    """For every preset, an episode played with ``env.default_action()`` is ``train/distill.py --method M``."""
+    """For every preset with a memory, an episode played with ``env.default_action()`` is
+    ``train/distill.py --method M``."""
     task, teacher = get_task("digits"), random_teacher()
     config = make_config("digits", method, **TINY)
     spec = RunSpec(

@@ -1,6 +1,13 @@
 """The distillation engine: configuration, method presets and the round loop."""
 
-from ssdkd_env.engine.config import TASK_DEFAULTS, EngineConfig, RoundAction, make_config, replace_nested
+from ssdkd_env.engine.config import (
+    TASK_DEFAULTS,
+    EngineConfig,
+    RoundAction,
+    make_config,
+    methods_with_memory,
+    replace_nested,
+)
 from ssdkd_env.engine.engine import DistillationEngine, RoundMetrics
 from ssdkd_env.methods import METHODS
 
@@ -12,5 +19,6 @@ __all__ = [
     "RoundAction",
     "RoundMetrics",
     "make_config",
+    "methods_with_memory",
     "replace_nested",
 ]

@@ -27,7 +27,7 @@ from ssdkd_env.engine.context import RunContext
 from ssdkd_env.errors import UserError
 from ssdkd_env.methods import ROUND_LOOPS
 from ssdkd_env.models import build_model, check_teacher_init_pair, init_from_teacher
-from ssdkd_env.replay import MEMORIES, BaseMemory
+from ssdkd_env.replay import MEMORIES, NO_MEMORY, BaseMemory
 from ssdkd_env.synthesis import SYNTHESIZERS
 from ssdkd_env.tasks import LabeledImages, TaskSpec
 from ssdkd_env.tasks.kinds import TASK_KINDS
@@ -108,7 +108,9 @@ class DistillationEngine:
         context = RunContext(
             config, task, self.kind, self.teacher, self.student, device, self.rng, init_rng, self.device_rng
         )
-        self.memory: BaseMemory | None = MEMORIES.get(config.memory).from_context(context)
+        self.memory: BaseMemory | None = (
+            None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).from_context(context)
+        )
         self.synthesizer = SYNTHESIZERS.get(config.synthesizer).from_context(context)
         self.distiller = Distiller(
             self.student,

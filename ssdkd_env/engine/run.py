@@ -16,10 +16,12 @@ from ssdkd_env.engine.config import EngineConfig
 from ssdkd_env.engine.engine import DistillationEngine
 from ssdkd_env.errors import UserError
 from ssdkd_env.reporting import RunLog, peak_memory_mb, save_curves, save_sample_grid
+from ssdkd_env.synthesis import SynthesisRequest
 from ssdkd_env.tasks import LabeledImages, TaskSpec
 
 ACCURACY_MILESTONES = (0.90, 0.95, 0.97, 0.98)
 STATE_FILE = "state.pt"
+GENERATOR_GRID_SIZE = 100  # images in the sample grid of a method without a memory
 
 
 @dataclass
@@ -148,16 +150,17 @@ def _milestones(log: RunLog) -> dict[str, dict[str, float] | None]:
 
 
 def _figures(engine: DistillationEngine, log: RunLog, out: Path, task: TaskSpec) -> None:
+    """``buffer_samples.png`` (what the memory holds at the end) or, for a method without a memory,
+    ``generator_samples.png`` (a fresh batch from its synthesizer); ``curves.png``."""
     if engine.memory is not None:
         images, outputs = engine.memory.contents()
-        save_sample_grid(
-            out / "buffer_samples.png",
-            images,
-            engine.kind.predicted_classes(outputs),
-            task.num_classes,
-            task.mean,
-            task.std,
+        name = "buffer_samples.png"
+    else:
+        fresh = engine.synthesizer.synthesize(
+            SynthesisRequest(GENERATOR_GRID_SIZE, torch.zeros(task.num_classes), engine.round)
         )
+        images, outputs, name = fresh.images, fresh.teacher_logits, "generator_samples.png"
+    save_sample_grid(out / name, images, engine.kind.predicted_classes(outputs), task.num_classes, task.mean, task.std)
     series = {"probe agreement": log.column("probe_agreement")}
     if any(r.get("test_acc") not in (None, "") for r in log.rows):
         series["student test accuracy"] = log.column("test_acc")

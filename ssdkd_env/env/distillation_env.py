@@ -18,13 +18,13 @@ import torch.nn as nn
 from ssdkd_env.checkpoint import ModelCard
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.distillation import ProbeMetrics, ProbeSet, build_probe
-from ssdkd_env.engine import DistillationEngine, RoundAction, replace_nested
+from ssdkd_env.engine import DistillationEngine, RoundAction, methods_with_memory, replace_nested
 from ssdkd_env.engine.engine import RoundMetrics
 from ssdkd_env.env.config import EnvConfig
 from ssdkd_env.env.spaces import ACTION_SIZE, ACTION_WRAPPERS, ActionMapper, action_space, observation_fields
 from ssdkd_env.errors import UserError
 from ssdkd_env.observation import assemble, observation_space
-from ssdkd_env.replay import MEMORIES
+from ssdkd_env.replay import MEMORIES, NO_MEMORY
 from ssdkd_env.reporting.plots import class_sorted_grid, denormalize
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
@@ -54,6 +54,11 @@ class DistillationEnv(gym.Env):
         config = resolve_env_config(config, task, method, overrides)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UserError(f"unknown render mode '{render_mode}'; valid: rgb_array")
+        if config.engine.memory == NO_MEMORY:
+            raise UserError(
+                f"method '{config.engine.method}' keeps no memory, so the environment has nothing to observe or "
+                f"steer; methods with a memory: {', '.join(methods_with_memory())}"
+            )
         memory_class = MEMORIES.get(config.engine.memory)
         self.config = config
         self.render_mode = render_mode

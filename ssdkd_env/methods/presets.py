@@ -48,3 +48,9 @@ register_method(
     {**_NO_DIVERSITY, **_NO_DIFFICULTY, **_UNIFORM, **_GROW},
     "Fast (Fang et al., AAAI 2022) in this engine: meta-generator inversion, a growing pool, uniform replay",
 )
+register_method(
+    "dfad",
+    {"round_loop": "adversarial", "synthesizer": "adversarial-generator", "memory": "none", "distiller.kd_loss": "l1"},
+    "DFAD (Fang et al., 2019): a generator maximises the teacher-student logit discrepancy (MAE), the student "
+    "minimises it on fresh images, 5 student steps per generator step, nothing stored",
+)

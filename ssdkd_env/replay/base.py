@@ -101,3 +101,10 @@ class BaseMemory(ABC):
 
 
 MEMORIES: Registry[type[BaseMemory]] = Registry("memory")
+
+NO_MEMORY = "none"  # the memory of a method that keeps nothing between rounds (DFAD, DeepInversion)
+
+
+def memory_names() -> list[str]:
+    """What a configuration's ``memory`` may name: a registered memory or ``"none"``."""
+    return [*MEMORIES.names(), NO_MEMORY]

@@ -1,5 +1,7 @@
-"""Synthesizers: the registered interface and Fast-style generator inversion with SSD-KD's phi."""
+"""Synthesizers: the registered interface, Fast-style generator inversion with SSD-KD's phi, and
+DFAD's adversarial generator."""
 
+from ssdkd_env.synthesis.adversarial import AdversarialConfig, AdversarialGenerator
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
@@ -7,6 +9,8 @@ from ssdkd_env.synthesis.synthesizer import MetaGeneratorSynthesizer, SynthesisC
 
 __all__ = [
     "SYNTHESIZERS",
+    "AdversarialConfig",
+    "AdversarialGenerator",
     "BNStatsLoss",
     "BaseSynthesizer",
     "MetaGeneratorSynthesizer",
