@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from matplotlib.image import imsave
 from torch.utils.tensorboard import SummaryWriter
@@ -258,9 +259,23 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint(agent, ckpt_dir, identity, curve, elapsed_before + time.perf_counter() - start)
     agent.save(out / "agent")
 
-    evaluations: dict[str, list[dict[str, Any]]] = {
-        agent_name: [run_episode(env, agent, EVAL_SEED_BASE + i) for i in range(args.eval_episodes)]
-    }
+    baselines = [name for name in ("ssdkd", "random") if name != agent_name]
+    eval_bar = tqdm(
+        total=(1 + len(baselines)) * args.eval_episodes * config.engine.rounds,
+        desc=f"evaluating {', '.join([agent_name, *baselines])}",
+        unit="round",
+        disable=args.no_progress,
+    )
+
+    def evaluate(policy_env: gym.Env, policy: Any, name: str) -> list[dict[str, Any]]:
+        """``args.eval_episodes`` episodes of ``policy`` on the fresh evaluation seeds."""
+        eval_bar.set_postfix(policy=name)
+        return [
+            run_episode(policy_env, policy, EVAL_SEED_BASE + i, on_round=lambda: eval_bar.update(1))
+            for i in range(args.eval_episodes)
+        ]
+
+    evaluations: dict[str, list[dict[str, Any]]] = {agent_name: evaluate(env, agent, agent_name)}
     # the learned policy's last evaluation episode: its student and buffer samples
     engine = base_env.engine
     assert engine is not None
@@ -277,12 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     baseline_env = env
     if config.action_mode != "continuous":
         baseline_env = make_env(dataclasses.replace(config, action_mode="continuous"))
-    for baseline in ("ssdkd", "random"):
-        if baseline != agent_name:
-            policy = make_agent(baseline, baseline_env, seed=seed)
-            evaluations[baseline] = [
-                run_episode(baseline_env, policy, EVAL_SEED_BASE + i) for i in range(args.eval_episodes)
-            ]
+    for baseline in baselines:
+        evaluations[baseline] = evaluate(baseline_env, make_agent(baseline, baseline_env, seed=seed), baseline)
+    eval_bar.close()
     writer.close()
     wall = elapsed_before + time.perf_counter() - start
     summary = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,8 +80,11 @@ def env_config_from_cli(task: str, action_mode: str, args: Any) -> EnvConfig:
     )
 
 
-def run_episode(env: gym.Env, policy: Policy, seed: int) -> dict[str, Any]:
-    """Play one episode with ``policy`` (deterministic): per-round curves and final measures."""
+def run_episode(
+    env: gym.Env, policy: Policy, seed: int, on_round: Callable[[], object] | None = None
+) -> dict[str, Any]:
+    """Play one episode with ``policy`` (deterministic): per-round curves and final measures.
+    ``on_round`` is called after every round (a progress bar's update)."""
     base = env.unwrapped
     assert isinstance(base, DistillationEnv)
     obs, _ = env.reset(seed=seed)
@@ -90,6 +94,8 @@ def run_episode(env: gym.Env, policy: Policy, seed: int) -> dict[str, Any]:
         obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
         total += float(reward)
         done = terminated or truncated
+        if on_round is not None:
+            on_round()
         rounds.append(
             {
                 "round": info.get("round"),
