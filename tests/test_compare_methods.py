@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import TINY, saved_random_teacher
-from scripts import assert_one_line_error, run_in_process
+from scripts import assert_one_line_error, run_in_process, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "compare_methods.py"
@@ -22,12 +22,7 @@ SCRIPT = ROOT / "train" / "compare_methods.py"
 
 def compare(*args: str) -> subprocess.CompletedProcess[str]:
     sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--task", "digits", *sets, *args, "--no-progress", "--device", "cpu"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("compare_methods", "--task", "digits", *sets, *args, "--no-progress", "--device", "cpu")
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import KILL_DRIVER, TINY, nested, saved_random_teacher
-from scripts import assert_one_line_error, run_in_process
+from scripts import assert_one_line_error, run_in_process, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "distill.py"
@@ -24,12 +24,7 @@ def tiny_config_file(path: Path, **extra: object) -> Path:
 
 
 def distill(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--no-progress", "--device", "cpu"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("distill", *args, "--no-progress", "--device", "cpu")
 
 
 @pytest.mark.slow

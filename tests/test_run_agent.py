@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import KILL_DRIVER, TINY, nested, saved_random_teacher
-from scripts import assert_one_line_error, run_in_process
+from scripts import assert_one_line_error, run_in_process, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,17 +44,11 @@ def train_reinforce_args(teacher: Path, env_file: Path, out: Path, total_steps: 
     ]
 
 
-def script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train" / name), *args], capture_output=True, text=True, timeout=timeout
-    )
-
-
 @pytest.mark.slow
 def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
-    result = script("run_agent.py", *train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json"), out, 6, 2))
+    result = run_script("run_agent", *train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json"), out, 6, 2))
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["agent"] == "reinforce" and summary["task"] == "digits" and summary["total_steps"] == 6
@@ -93,7 +87,7 @@ def test_sigkill_then_resume_keeps_completed_work(tmp_path: Path) -> None:
     assert saved["num_steps"] == 18 and len(saved["curve"]) == 6
     assert not (out / "summary.json").exists()
 
-    resumed = script("run_agent.py", *args, "--resume")
+    resumed = run_script("run_agent", *args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["total_steps"] == 45
@@ -120,11 +114,11 @@ def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) ->
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     env_file = tiny_env_file(tmp_path / "env.json", rounds=2)
     run = tmp_path / "run"
-    trained = script("run_agent.py", *train_reinforce_args(teacher, env_file, run, 4, 1))
+    trained = run_script("run_agent", *train_reinforce_args(teacher, env_file, run, 4, 1))
     assert trained.returncode == 0, trained.stderr
     out = tmp_path / "compare"
-    result = script(
-        "compare.py",
+    result = run_script(
+        "compare",
         "--agents",
         f"ssdkd,random,reinforce={run / 'agent'}",
         "--task",
@@ -151,14 +145,14 @@ def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) ->
     acc = data["ssdkd"]["student_acc"]
     assert acc["n"] == 3 and acc["ci95_low"] <= acc["mean"] <= acc["ci95_high"]
     assert (out / "compare.png").stat().st_size > 0 and (out / "compare.csv").stat().st_size > 0
-    assert_one_line_error(script("compare.py", "--agents", "ppo", "--teacher", str(teacher)), "ppo=PATH")
+    assert_one_line_error(run_script("compare", "--agents", "ppo", "--teacher", str(teacher)), "ppo=PATH")
 
 
 @pytest.mark.slow
 def test_resume_restores_the_saved_configuration_and_refuses_changes(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
-    first = script("run_agent.py", *train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json", 2), out, 4, 1))
+    first = run_script("run_agent", *train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json", 2), out, 4, 1))
     assert first.returncode == 0, first.stderr
     saved = yaml.safe_load((out / "env_config.yaml").read_text())
     assert saved["engine"]["rounds"] == 2 and saved["teacher"] == str(teacher)
@@ -178,7 +172,7 @@ def test_resume_restores_the_saved_configuration_and_refuses_changes(tmp_path: P
 
     # with none of them, the saved configuration, agent and seed are used (not the flags' defaults:
     # --agent ppo, 30 rounds per episode, the cached teacher) and training goes on to --total-steps
-    resumed = script("run_agent.py", *resume, "--total-steps", "6", "--eval-episodes", "1", "--device", "cpu")
+    resumed = run_script("run_agent", *resume, "--total-steps", "6", "--eval-episodes", "1", "--device", "cpu")
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["agent"], summary["seed"], summary["total_steps"]) == ("reinforce", 0, 6)

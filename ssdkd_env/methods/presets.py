@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ssdkd_env.registry import Registry
+from ssdkd_env.replay.base import NO_MEMORY
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,12 @@ register_method(
 )
 register_method(
     "dfad",
-    {"round_loop": "adversarial", "synthesizer": "adversarial-generator", "memory": "none", "distiller.kd_loss": "l1"},
+    {
+        "round_loop": "adversarial",
+        "synthesizer": "adversarial-generator",
+        "memory": NO_MEMORY,
+        "distiller.kd_loss": "l1",
+    },
     "DFAD (Fang et al., 2019): a generator maximises the teacher-student logit discrepancy (MAE), the student "
     "minimises it on fresh images, 5 student steps per generator step, nothing stored",
 )
