@@ -8,6 +8,7 @@ Hinton et al., 2015, so gradients keep their size across temperatures).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,15 @@ def mean_squared_error(
 ) -> torch.Tensor:
     """Mean (z_T - z_S)^2 over the class dimension (``temperature`` unused)."""
     return (teacher_logits - student_logits).pow(2).mean(1)
+
+
+def jensen_shannon(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """JS(p_T, p_S) = (KL(p_T || m) + KL(p_S || m)) / 2 with m their average, summed over dim 1
+    (natural log: between 0 and log 2). DeepInversion's adaptive term and PRE-DFKD's generator
+    seek disagreement by minimising ``1 - JS``."""
+    log_t, log_s = F.log_softmax(teacher_logits, dim=1), F.log_softmax(student_logits, dim=1)
+    log_m = torch.logaddexp(log_t, log_s) - math.log(2.0)
+    return 0.5 * ((log_t.exp() * (log_t - log_m)).sum(1) + (log_s.exp() * (log_s - log_m)).sum(1))
 
 
 Discrepancy = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]

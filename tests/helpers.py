@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ssdkd_env.checkpoint import card_for, save_model
+from ssdkd_env.condensation import CondensedSet
 from ssdkd_env.engine import EngineConfig, make_config
 from ssdkd_env.models import build_model
 from ssdkd_env.tasks import get_task
@@ -86,3 +87,19 @@ DistillationEngine.run_round = run_round
 sys.argv, sys.path[0] = [script, *argv], os.path.dirname(script)
 runpy.run_path(script, run_name="__main__")
 """
+
+
+def random_condensed(path: Path, task: str = "digits", per_class: int = 1, shape: tuple[int, ...] = (1, 8, 8)) -> Path:
+    """A condensed file of random images (normalised range) for ``task``."""
+    gen = torch.Generator().manual_seed(5)
+    n = 10 * per_class
+    images = torch.randn(n, *shape, generator=gen)
+    CondensedSet(images, torch.arange(10).repeat(per_class), task, per_class, "random", 0.0).save(path)
+    return path
+
+
+def method_inputs(method: str, tmp_path: Path) -> dict[str, object]:
+    """The files a method needs besides the teacher (``csmi``: condensed samples), as config overrides."""
+    if make_config("digits", method).memory == "condensed-pool":
+        return {"condensed.path": str(random_condensed(tmp_path / "condensed.pt"))}
+    return {}

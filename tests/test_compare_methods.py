@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 from helpers import TINY, saved_random_teacher
-from scripts import assert_one_line_error, run_in_process, run_script
+from scripts import assert_one_line_error, load_script, run_in_process, run_script
+
+from ssdkd_env.engine import make_config
+from ssdkd_env.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "compare_methods.py"
@@ -53,6 +56,22 @@ def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: P
     assert changed.returncode == 0, changed.stderr
     assert (out / "fast-s1" / "summary.json").stat().st_mtime_ns != stamps[out / "fast-s1" / "summary.json"]
     assert json.loads((out / "fast-s1" / "summary.json").read_text())["kd_steps"] == 2 * TINY["rounds"]
+
+
+def test_memory_fractions_make_one_labelled_buffer_size_each() -> None:
+    module = load_script("compare_methods")
+    configs = {"ssdkd": make_config("digits", "ssdkd")}
+    variants = module.memory_variants(configs, [0.01, 0.2], 1000)
+    assert {label: c.buffer_size for label, c in variants.items()} == {"ssdkd@1%": 10, "ssdkd@20%": 200}
+    with pytest.raises(UserError, match="replay buffer"):
+        module.memory_variants({"fast": make_config("digits", "fast")}, [0.1], 1000)
+
+
+def test_bad_memory_fractions_are_a_one_line_error(tmp_path: Path) -> None:
+    result = run_in_process(
+        "compare_methods", "--task", "digits", "--memory-fractions", "0.1,2", "--out", str(tmp_path), "--no-progress"
+    )
+    assert_one_line_error(result, "--memory-fractions")
 
 
 def test_bad_jobs_is_a_one_line_error(tmp_path: Path) -> None:

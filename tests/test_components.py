@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, random_teacher, tiny_config
+from helpers import TINY, method_inputs, random_teacher, tiny_config
 
 from ssdkd_env.checkpoint import card_for
 from ssdkd_env.engine import METHODS, DistillationEngine, make_config, methods_with_memory
@@ -42,7 +42,8 @@ def test_env_with_default_action_is_the_distill_run(method: str, tmp_path: Path)
     """For every preset with a memory, an episode played with ``env.default_action()`` is
     ``train/distill.py --method M``."""
     task, teacher = get_task("digits"), random_teacher()
-    config = make_config("digits", method, **TINY)
+    overrides = {**TINY, **method_inputs(method, tmp_path)}
+    config = make_config("digits", method, **overrides)
     spec = RunSpec(
         task,
         teacher,
@@ -56,7 +57,12 @@ def test_env_with_default_action_is_the_distill_run(method: str, tmp_path: Path)
     run_distillation(config, spec)
     expected = metrics_rows(tmp_path)
     env = DistillationEnv(
-        teacher_model=teacher, task="digits", method=method, device="cpu", probe_seed=SEED + PROBE_SEED_OFFSET, **TINY
+        teacher_model=teacher,
+        task="digits",
+        method=method,
+        device="cpu",
+        probe_seed=SEED + PROBE_SEED_OFFSET,
+        **overrides,
     )
     decision = env.decode_action(env.default_action())
     assert decision == env.config.engine.action  # the preset's decisions survive the canonical action exactly

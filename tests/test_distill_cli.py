@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +53,11 @@ def test_run_writes_every_output(tmp_path: Path) -> None:
     assert summary["synthetic_samples"] == 3 * 32 + 20 * 2 and summary["buffer_size"] == 64
     assert summary["config"]["rounds"] == 3 and 0.0 <= summary["student_acc"] <= 1.0
     with open(out / "metrics.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == 3
-    for name in ("buffer_samples.png", "curves.png", "student.pt", "config.json"):
+        accuracies = [float(row["test_acc"]) * 100 for row in csv.DictReader(fh)]
+    assert len(accuracies) == 3  # every round measured: PRE-DFKD's mean and variance over the run
+    assert summary["acc_mean_over_run"] == pytest.approx(statistics.fmean(accuracies), abs=1e-3)
+    assert summary["acc_variance_over_run"] == pytest.approx(statistics.pvariance(accuracies), abs=1e-3)
+    for name in ("buffer_samples.png", "sample_diagnostics.png", "curves.png", "student.pt", "config.json"):
         assert (out / name).stat().st_size > 0
     assert list((out / "tb").glob("events.out.tfevents.*"))
 

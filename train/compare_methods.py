@@ -3,6 +3,7 @@
 
     python train/compare_methods.py --task digits --methods ssdkd,fast --seeds 0,1,2
     python train/compare_methods.py --task digits --methods ssdkd --seeds 0-4 --jobs 2 --resume
+    python train/compare_methods.py --task digits --methods ssdkd --memory-fractions 0.01,0.05,0.1,0.2
 
 Every run is a full ``train/distill.py`` run (same engine, same outputs) in OUT/<method>-s<seed>/;
 OUT/results.md and OUT/results.csv hold mean ± std per method. Each method's configuration is
@@ -13,6 +14,10 @@ SIGTERM or Ctrl-C stops every worker with the parent. Without --resume, an OUT t
 holds any of the asked-for runs is refused; --resume keeps finished runs whose configuration is
 unchanged, continues interrupted ones from their checkpoints and re-runs those whose
 configuration changed.
+
+--memory-fractions F1,F2,... runs each method once per fraction with a replay buffer of that
+share of the real training set (SSD-KD's data-scale study), as rows ``METHOD@P%`` in the
+table and lines of the time-to-accuracy plot.
 """
 
 from __future__ import annotations
@@ -49,7 +54,17 @@ from ssdkd_env.reporting import read_accuracy_curve, save_time_to_accuracy
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
-COLUMNS = ("student_acc", "best_student_acc", "probe_agreement", "wall_time_s", "synthetic_samples", "peak_rss_mb")
+COLUMNS = (
+    "student_acc",
+    "best_student_acc",
+    "acc_mean_over_run",
+    "acc_variance_over_run",
+    "probe_agreement",
+    "wall_time_s",
+    "synthetic_samples",
+    "peak_rss_mb",
+    "buffer_memory_mb",
+)
 STOP_GRACE_S = 10.0  # how long a worker may take to exit after SIGTERM before it is killed
 
 
@@ -72,12 +87,49 @@ def build_parser() -> argparse.ArgumentParser:
         out=Path("runs/compare"),
     )
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    p.add_argument(
+        "--memory-fractions",
+        type=_fractions,
+        default=None,
+        metavar="LIST",
+        help="comma-separated shares of the real training set, e.g. 0.01,0.05,0.1,0.2: each method runs once per "
+        "share with a replay buffer of that size (methods with a replay buffer only)",
+    )
     add_common_flags(p, "resume", "no-progress")
     return p
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
+
+
+def _fractions(text: str) -> list[float]:
+    """``--memory-fractions``: shares of the training set in (0, 1] (a UserError otherwise)."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--memory-fractions expects comma-separated numbers, got '{text}'") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise UserError(f"--memory-fractions: each fraction must be in (0, 1], got '{text}'")
+    return values
+
+
+def memory_variants(
+    configs: dict[str, EngineConfig], fractions: list[float] | None, train_size: int
+) -> dict[str, EngineConfig]:
+    """The runs' labels and configurations: one per method, or one per method and memory fraction."""
+    if fractions is None:
+        return configs
+    variants = {}
+    for method, config in configs.items():
+        if config.memory != "replay":
+            raise UserError(
+                f"--memory-fractions sets the size of a replay buffer; method '{method}' keeps memory '{config.memory}'"
+            )
+        for fraction in fractions:
+            size = max(1, round(fraction * train_size))
+            variants[f"{method}@{fraction * 100:g}%"] = replace_nested(config, buffer_size=size)
+    return variants
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -112,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     configs = {method: method_config(task.name, method, args) for method in methods}
+    if args.memory_fractions is not None:
+        train_size = len(task.load(args.data_root, True, args.download).labels)
+        configs = memory_variants(configs, args.memory_fractions, train_size)
+    labels = list(configs)
     if not args.resume:
-        existing = [f"{m}-s{s}" for m in methods for s in seeds if any_run_files(args.out / f"{m}-s{s}")]
+        existing = [f"{m}-s{s}" for m in labels for s in seeds if any_run_files(args.out / f"{m}-s{s}")]
         if existing:
             shown = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
             raise UserError(
@@ -125,15 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     teacher, card = obtain_teacher(task, args.teacher, args.data_root, args.download, device, not args.no_progress)
     test_set = test_split_if_available(task, args.data_root, args.download)
     parallel = args.jobs > 1
-    results: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
+    results: dict[str, dict[int, dict[str, Any]]] = {label: {} for label in labels}
+    label_of = {(config.method, config.buffer_size): label for label, config in configs.items()}
     pending: list[tuple[EngineConfig, RunSpec]] = []
-    for method in methods:
-        config = configs[method]
+    for label, config in configs.items():
         for seed in seeds:
-            out = args.out / f"{method}-s{seed}"
+            out = args.out / f"{label}-s{seed}"
             finished, resume = previous_run(out, config, seed) if args.resume else (None, False)
             if finished is not None:
-                results[method][seed] = finished
+                results[label][seed] = finished
                 continue
             progress = not args.no_progress and not parallel
             pending.append(
@@ -141,15 +197,15 @@ def main(argv: list[str] | None = None) -> int:
             )
     with contextlib.closing(run_all(pending, args.jobs)) as runs:
         for summary in runs:
-            results[summary["method"]][summary["seed"]] = summary
+            label = label_of[(summary["method"], summary["config"]["buffer_size"])]
+            results[label][summary["seed"]] = summary
             print(
-                f"{summary['method']} seed {summary['seed']}: student_acc={summary['student_acc']} "
-                f"time={summary['wall_time_s']}s",
+                f"{label} seed {summary['seed']}: student_acc={summary['student_acc']} time={summary['wall_time_s']}s",
                 flush=True,
             )
     ordered = {m: [runs_[s] for s in seeds] for m, runs_ in results.items()}
     write_tables(args.out, task.name, card.test_acc, ordered)
-    curves = {m: [read_accuracy_curve(args.out / f"{m}-s{s}" / "metrics.csv") for s in seeds] for m in methods}
+    curves = {m: [read_accuracy_curve(args.out / f"{m}-s{s}" / "metrics.csv") for s in seeds] for m in labels}
     save_time_to_accuracy(args.out / "time_to_accuracy.png", curves, f"{task.name}: test accuracy against wall time")
     return 0
 
@@ -332,15 +388,17 @@ def write_tables(out: Path, task: str, teacher_acc: float | None, results: dict[
     lines = [
         f"Task `{task}`, teacher accuracy {teacher_acc}; mean ± std over seeds.",
         "",
-        "| method | runs | student acc (%) | best acc (%) | probe agreement | wall time (s) | synthetic samples "
-        "| peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | runs | student acc (%) | best acc (%) | acc mean over run (%) | acc variance over run (%²) "
+        "| probe agreement | wall time (s) | synthetic samples | peak RSS (MiB) | memory (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['runs']} | {_cell(r, 'student_acc', 100)} | {_cell(r, 'best_student_acc', 100)} | "
+            f"{_cell(r, 'acc_mean_over_run', 1, 1)} | {_cell(r, 'acc_variance_over_run', 1, 1)} | "
             f"{_cell(r, 'probe_agreement', 1, 3)} | {_cell(r, 'wall_time_s', 1, 1)} | "
-            f"{_cell(r, 'synthetic_samples', 1, 0)} | {_cell(r, 'peak_rss_mb', 1, 0)} |"
+            f"{_cell(r, 'synthetic_samples', 1, 0)} | {_cell(r, 'peak_rss_mb', 1, 0)} | "
+            f"{_cell(r, 'buffer_memory_mb', 1, 1)} |"
         )
     (out / "results.md").write_text("\n".join(lines) + "\n")
     write_json(out / "results.json", {"task": task, "teacher_acc": teacher_acc, "runs": results})

@@ -114,6 +114,11 @@ class Distiller:
             self.ema = AveragedModel(student, multi_avg_fn=self.ema_update, use_buffers=True)
 
     @property
+    def lr_scale(self) -> float:
+        """The cosine schedule's current factor on the base learning rate (1 at the start, 0 at the end)."""
+        return float(self.scheduler.get_last_lr()[0]) / self.config.lr if self.config.lr > 0 else 0.0
+
+    @property
     def delivered(self) -> nn.Module:
         """The student the run delivers: the weight average when ``ema_decay > 0``, else the student."""
         return self.student if self.ema is None else self.ema.module

@@ -91,6 +91,13 @@ class DistillationEngine:
             check_teacher_init_pair(self.student, self.teacher)
             init_from_teacher(self.student, self.teacher)
         self.student = module_layout(self.student.to(device), config.channels_last)
+        context = RunContext(
+            config, task, self.kind, self.teacher, self.student, device, self.rng, init_rng, self.device_rng
+        )
+        # the memory first: one that reads an input file (csmi's condensed samples) fails before the probe's work
+        self.memory: BaseMemory | None = (
+            None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).from_context(context)
+        )
         if probe is None:
             probe = build_probe(
                 self.teacher,
@@ -105,12 +112,6 @@ class DistillationEngine:
                 config.channels_last,
             )
         self.probe = probe
-        context = RunContext(
-            config, task, self.kind, self.teacher, self.student, device, self.rng, init_rng, self.device_rng
-        )
-        self.memory: BaseMemory | None = (
-            None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).from_context(context)
-        )
         self.synthesizer = SYNTHESIZERS.get(config.synthesizer).from_context(context)
         self.distiller = Distiller(
             self.student,

@@ -15,7 +15,14 @@ from ssdkd_env.common.io import save_torch, write_json
 from ssdkd_env.engine.config import EngineConfig
 from ssdkd_env.engine.engine import DistillationEngine
 from ssdkd_env.errors import UserError
-from ssdkd_env.reporting import RunLog, peak_memory_mb, save_curves, save_sample_grid
+from ssdkd_env.reporting import (
+    RunLog,
+    peak_memory_mb,
+    sample_confidence,
+    save_curves,
+    save_sample_diagnostics,
+    save_sample_grid,
+)
 from ssdkd_env.synthesis import SynthesisRequest
 from ssdkd_env.tasks import LabeledImages, TaskSpec
 
@@ -90,7 +97,6 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         if engine.done or engine.round % max(1, spec.checkpoint_every) == 0:
             save_torch(out / STATE_FILE, {"engine": engine.state_dict(), "wall_time_s": wall})
     bar.close()
-    engine.close()
     wall_time = elapsed_before + time.perf_counter() - start
     log.close()
 
@@ -101,6 +107,7 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         card_for(spec.task, engine_arch(config, spec.task), "student", student_acc),
     )
     _figures(engine, log, out, spec.task)
+    engine.close()
     summary = {
         "method": config.method,
         "task": spec.task.name,
@@ -109,6 +116,7 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         "teacher_acc": spec.teacher_card.test_acc,
         "student_acc": student_acc,
         "best_student_acc": max(log.column("test_acc")[1], default=None),
+        **accuracy_over_run(log.column("test_acc")[1]),
         "probe_agreement": log.rows[-1]["probe_agreement"],
         "probe_kl": log.rows[-1]["probe_kl"],
         "synthetic_samples": engine.synthetic_samples,
@@ -132,6 +140,19 @@ def engine_arch(config: EngineConfig, task: TaskSpec) -> str:
     return config.student_arch or task.student_arch
 
 
+def accuracy_over_run(accuracies: list[float]) -> dict[str, float | None]:
+    """PRE-DFKD's view of a run without a validation set (Binici et al., AAAI 2022): the mean and
+    the variance of the student's test accuracy over every measured round, in percent and percent
+    squared as in its tables (a method that peaks and then forgets shows a low mean and a high variance)."""
+    if not accuracies:
+        return {"acc_mean_over_run": None, "acc_variance_over_run": None}
+    values = torch.tensor(accuracies, dtype=torch.float64) * 100
+    return {
+        "acc_mean_over_run": round(values.mean().item(), 3),
+        "acc_variance_over_run": round(values.var(unbiased=False).item(), 3),
+    }
+
+
 def _milestones(log: RunLog) -> dict[str, dict[str, float] | None]:
     """First wall time, round and sample count at which the real accuracy reached each milestone."""
     out: dict[str, dict[str, float] | None] = {}
@@ -151,7 +172,8 @@ def _milestones(log: RunLog) -> dict[str, dict[str, float] | None]:
 
 def _figures(engine: DistillationEngine, log: RunLog, out: Path, task: TaskSpec) -> None:
     """``buffer_samples.png`` (what the memory holds at the end) or, for a method without a memory,
-    ``generator_samples.png`` (a fresh batch from its synthesizer); ``curves.png``."""
+    ``generator_samples.png`` (a fresh batch from its synthesizer); ``sample_diagnostics.png``
+    (teacher confidence and class shares of those samples); ``curves.png``."""
     if engine.memory is not None:
         images, outputs = engine.memory.contents()
         name = "buffer_samples.png"
@@ -160,7 +182,16 @@ def _figures(engine: DistillationEngine, log: RunLog, out: Path, task: TaskSpec)
             SynthesisRequest(GENERATOR_GRID_SIZE, torch.zeros(task.num_classes), engine.round)
         )
         images, outputs, name = fresh.images, fresh.teacher_logits, "generator_samples.png"
-    save_sample_grid(out / name, images, engine.kind.predicted_classes(outputs), task.num_classes, task.mean, task.std)
+    classes = engine.kind.predicted_classes(outputs)
+    save_sample_grid(out / name, images, classes, task.num_classes, task.mean, task.std)
+    source = "memory" if engine.memory is not None else "generator batch"
+    save_sample_diagnostics(
+        out / "sample_diagnostics.png",
+        sample_confidence(outputs),
+        classes,
+        task.num_classes,
+        f"{engine.config.method} on {task.name}: {source} at round {engine.round}",
+    )
     series = {"probe agreement": log.column("probe_agreement")}
     if any(r.get("test_acc") not in (None, "") for r in log.rows):
         series["student test accuracy"] = log.column("test_acc")

@@ -1,10 +1,19 @@
-"""The round of DFAD (round loop ``adversarial``): student and generator steps interleaved, no memory.
+"""The round of DFAD and of the methods built on its game (round loop ``adversarial``).
 
 Fang et al., "Data-Free Adversarial Distillation" (2019). A round is ``kd_steps`` student steps,
 each on a fresh batch from the generator, with one generator step after every
-``adversarial.student_steps`` of them (DFAD: 5). Both sides use the distiller's discrepancy (the
-KD loss; DFAD found the mean absolute error of the logits best). As in the replay round, the
-steps' scalars are summed on the device and read once, at the end of the round.
+``adversarial.student_steps`` of them (DFAD: 5). The generator's learning rate follows the
+student's cosine schedule: with a constant one it keeps moving while the student's decays to
+zero, and the student, whose BatchNorm statistics follow the generator, collapses late in the
+run (measured on digits, BENCHMARKS.md). Both sides use the distiller's discrepancy (the KD
+loss; DFAD found the mean absolute error of the logits best).
+
+With a memory (MB-DFKD's bank, PRE-DFKD's generative replay) each student step also replays
+``adversarial.replay_ratio`` samples per fresh one, drawn with the round's priority exponents,
+and at the end of the round ``action.synth_budget`` fresh samples go into the memory with the
+round's replacement share and eviction rule: the student rehearses what the generator made
+before, against forgetting. As in the replay round, the steps' scalars are summed on the device
+and read once, at the end of the round.
 """
 
 from __future__ import annotations
@@ -14,9 +23,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ssdkd_env.common.images import predict_logits
 from ssdkd_env.errors import UserError
 from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome
-from ssdkd_env.replay import BufferBatch
+from ssdkd_env.replay import BaseMemory, BufferBatch
 from ssdkd_env.synthesis.adversarial import AdversarialGenerator
 from ssdkd_env.synthesis.base import SynthesisRequest
 
@@ -26,7 +36,10 @@ if TYPE_CHECKING:
 
 
 class AdversarialRound(RoundLoop):
-    """DFAD's min-max game, a round at a time. ``action`` is not used: nothing is stored or replayed."""
+    """The min-max game a round at a time; with a memory, replay of earlier samples beside it.
+
+    Without a memory ``action`` is not used; with one, its priority exponents, replacement share,
+    eviction rule and ``synth_budget`` steer the replay and the memory's update."""
 
     def __init__(self, engine: DistillationEngine) -> None:
         if not isinstance(engine.synthesizer, AdversarialGenerator):
@@ -34,36 +47,72 @@ class AdversarialRound(RoundLoop):
                 f"round loop 'adversarial' needs synthesizer 'adversarial-generator', not '{engine.config.synthesizer}'"
             )
         self.generator: AdversarialGenerator = engine.synthesizer
+        weights = engine.config.adversarial
+        extra = {"bn": weights.bn_weight, "oh": weights.oh_weight, "balance": weights.balance_weight}
+        self.terms = ["adv", *(name for name, weight in extra.items() if weight > 0)]  # the generator's loss terms
         self.no_classes = torch.zeros(engine.task.num_classes)
 
     def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
-        distiller, cfg = engine.distiller, engine.config
+        distiller, cfg, memory = engine.distiller, engine.config, engine.memory
         n, every = cfg.distiller.batch_size, cfg.adversarial.student_steps
-        # student loss, discrepancy, agreement; generator loss
-        sums = torch.zeros(4, dtype=torch.float64, device=engine.device)
-        no_generator_loss = torch.zeros((), device=engine.device)
+        n_replay = round(cfg.adversarial.replay_ratio * n) if memory is not None and memory.size > 0 else 0
+        device = engine.device
+        # student loss, discrepancy, agreement, then the generator's total and weighted terms
+        sums = torch.zeros(4 + len(self.terms), dtype=torch.float64, device=device)
+        no_generator_step = torch.zeros(1 + len(self.terms), device=device)
         generator_steps = 0
-        weights = torch.ones(n, device=engine.device)
-        index = torch.arange(n, device=engine.device)
         for step in range(cfg.kd_steps):
-            fresh = self.generator.synthesize(SynthesisRequest(n, self.no_classes, engine.round))
-            result = distiller.step(BufferBatch(index, fresh.images, fresh.teacher_logits, weights))
-            generator_loss = no_generator_loss
+            batch = self._fresh(n, engine.round)
+            if n_replay > 0:
+                assert memory is not None
+                replayed = memory.sample(n_replay, action.alpha, action.beta, engine.device_rng)
+                batch = BufferBatch(
+                    torch.cat([batch.index, replayed.index]),
+                    torch.cat([batch.images, replayed.images]),
+                    torch.cat([batch.teacher_logits, replayed.teacher_logits]),
+                    torch.cat([batch.weights, replayed.weights]),
+                )
+            result = distiller.step(batch)
+            if n_replay > 0:
+                assert memory is not None
+                memory.update_priorities(batch.index[n:], result.discrepancy[n:])
+            generator = no_generator_step
             if (step + 1) % every == 0:
-                generator_loss = self.generator.adversarial_step(engine.student, distiller.discrepancy, n)
+                total = self.generator.adversarial_step(engine.student, distiller.discrepancy, n, distiller.lr_scale)
+                generator = torch.stack([total, *(self.generator.last_terms[name] for name in self.terms)])
                 generator_steps += 1
-            sums += torch.stack([result.loss, result.mean_discrepancy, result.agreement, generator_loss]).double()
-        loss_sum, discrepancy_sum, agree_sum, generator_sum = sums.tolist()  # the round's one read of the steps
+            student_scalars = torch.stack([result.loss, result.mean_discrepancy, result.agreement])
+            sums += torch.cat([student_scalars, generator]).double()
+        synthesized = (cfg.kd_steps + generator_steps) * n
+        if memory is not None:
+            synthesized += self._store(engine, memory, action)
+        loss_sum, discrepancy_sum, agree_sum, generator_sum, *term_sums = sums.tolist()  # the round's one read
         if not math.isfinite(loss_sum):
             raise FloatingPointError("non-finite distillation loss")
-        steps = max(1, cfg.kd_steps)
+        steps, g_steps = max(1, cfg.kd_steps), max(1, generator_steps)
+        losses = {"generator": generator_sum / g_steps}
+        losses.update({f"generator_{name}": value / g_steps for name, value in zip(self.terms, term_sums, strict=True)})
         return RoundOutcome(
-            synthesized=(cfg.kd_steps + generator_steps) * n,
+            synthesized=synthesized,
             kd_loss=loss_sum / steps,
             batch_discrepancy=discrepancy_sum / steps,
             batch_agreement=agree_sum / steps,
-            losses={"generator": generator_sum / max(1, generator_steps)},
+            losses=losses,
         )
+
+    def _fresh(self, n: int, round_index: int) -> BufferBatch:
+        """A fresh batch from the generator; its samples have no memory slot (index -1)."""
+        fresh = self.generator.synthesize(SynthesisRequest(n, self.no_classes, round_index))
+        index = torch.full((n,), -1, device=fresh.images.device, dtype=torch.long)
+        return BufferBatch(index, fresh.images, fresh.teacher_logits, torch.ones(n, device=fresh.images.device))
+
+    def _store(self, engine: DistillationEngine, memory: BaseMemory, action: RoundAction) -> int:
+        """Put ``synth_budget`` fresh samples into the memory, prioritised by the student's current discrepancy."""
+        fresh = self.generator.synthesize(SynthesisRequest(action.synth_budget, self.no_classes, engine.round))
+        s_logits = predict_logits(engine.student, fresh.images, precision=engine.config.precision)
+        priorities = engine.distiller.discrepancy(fresh.teacher_logits, s_logits)
+        memory.insert(fresh.images, fresh.teacher_logits, priorities, action.replace_fraction, action.eviction)
+        return action.synth_budget
 
 
 ROUND_LOOPS.add("adversarial", AdversarialRound)

@@ -49,14 +49,82 @@ register_method(
     {**_NO_DIVERSITY, **_NO_DIFFICULTY, **_UNIFORM, **_GROW},
     "Fast (Fang et al., AAAI 2022) in this engine: meta-generator inversion, a growing pool, uniform replay",
 )
+# Fast's published settings per number of generator steps (its CIFAR scripts): more inner steps
+# take smaller generator and latent learning rates.
+_FAST_STEPS = {2: (5e-3, 1.5e-2), 5: (3e-3, 1e-2), 10: (2e-3, 1e-2)}
+for _steps, (_lr_g, _lr_z) in _FAST_STEPS.items():
+    register_method(
+        f"fast{_steps}",
+        {
+            **METHODS.get("fast").overrides,
+            "synthesis.g_steps": _steps,
+            "synthesis.lr_g": _lr_g,
+            "synthesis.lr_z": _lr_z,
+        },
+        f"Fast{_steps} (Fang et al., AAAI 2022): the fast preset with {_steps} generator steps per round "
+        f"(lr_g {_lr_g:g}, lr_z {_lr_z:g})",
+    )
+
+register_method(
+    "csmi",
+    {**METHODS.get("fast").overrides, "synthesizer": "condensed-guided", "memory": "condensed-pool"},
+    "Condensed-sample guided model inversion (2024) on Fast: a class-conditional discriminator on the teacher's "
+    "features separates condensed from synthetic samples and the generator learns to fool it; the student also "
+    "trains on the condensed samples (set condensed.path to a file of train/condense.py)",
+)
+
+_DFAD_GAME = {"round_loop": "adversarial", "synthesizer": "adversarial-generator"}
 register_method(
     "dfad",
     {
-        "round_loop": "adversarial",
-        "synthesizer": "adversarial-generator",
+        **_DFAD_GAME,
         "memory": NO_MEMORY,
         "distiller.kd_loss": "l1",
     },
     "DFAD (Fang et al., 2019): a generator maximises the teacher-student logit discrepancy (MAE), the student "
     "minimises it on fresh images, 5 student steps per generator step, nothing stored",
+)
+register_method(
+    "mb-dfkd",
+    {
+        **_DFAD_GAME,
+        "memory": "replay",
+        "distiller.kd_loss": "l1",
+        "adversarial.bn_weight": 1.0,
+        "adversarial.replay_ratio": 1.0,
+        **_UNIFORM,
+        "action.eviction": "oldest",
+        "action.replace_fraction": 0.5,
+    },
+    "MB-DFKD (Binici et al., WACV 2022): DFAD's game with the teacher's BN statistics as a constraint on the "
+    "generator, and a memory bank of earlier samples (first in, first out) replayed beside each fresh batch",
+)
+
+register_method(
+    "deepinv",
+    {
+        "round_loop": "synthesize-distil",
+        "synthesizer": "pixel-inversion",
+        "memory": NO_MEMORY,
+        **_NO_DIVERSITY,
+        **_NO_DIFFICULTY,
+    },
+    "DeepInversion (Yin et al., CVPR 2020): the pixels of each batch are optimised from noise (class loss, BN "
+    "statistics, image priors), the student distils on them for the round, nothing stored",
+)
+register_method(
+    "pre-dfkd",
+    {
+        **_DFAD_GAME,
+        "memory": "vae",
+        "adversarial.objective": "one-minus-js",
+        "adversarial.oh_weight": 1.0,
+        "adversarial.balance_weight": 1.0,
+        "adversarial.replay_ratio": 0.125,
+        **_UNIFORM,
+        "action.replace_fraction": 0.5,
+    },
+    "PRE-DFKD (Binici et al., AAAI 2022): a generator seeking disagreement (1 - JS) with class and balance terms; "
+    "a VAE learns past samples with a teacher-aware loss and the student rehearses on its samples (1/8 of each "
+    "batch), no images stored",
 )

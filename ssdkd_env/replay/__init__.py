@@ -1,4 +1,5 @@
-"""Memories: the registered interface, SSD-KD's dynamic replay buffer and Fast's growing pool."""
+"""Memories: the registered interface, SSD-KD's dynamic replay buffer, Fast's growing pool and
+PRE-DFKD's generative pseudo replay."""
 
 from ssdkd_env.replay.base import (
     EVICTION_RULES,
@@ -10,6 +11,8 @@ from ssdkd_env.replay.base import (
     memory_names,
 )
 from ssdkd_env.replay.buffer import GrowingPool, ReplayBuffer
+from ssdkd_env.replay.condensed import CondensedPool
+from ssdkd_env.replay.generative import GenerativeReplay, VAEConfig
 
 __all__ = [
     "EVICTION_RULES",
@@ -17,8 +20,11 @@ __all__ = [
     "NO_MEMORY",
     "BaseMemory",
     "BufferBatch",
+    "CondensedPool",
     "EvictionRule",
+    "GenerativeReplay",
     "GrowingPool",
     "ReplayBuffer",
+    "VAEConfig",
     "memory_names",
 ]

@@ -3,7 +3,9 @@
 from ssdkd_env.reporting.plots import (
     denormalize,
     read_accuracy_curve,
+    sample_confidence,
     save_curves,
+    save_sample_diagnostics,
     save_sample_grid,
     save_time_to_accuracy,
 )
@@ -14,7 +16,9 @@ __all__ = [
     "denormalize",
     "peak_memory_mb",
     "read_accuracy_curve",
+    "sample_confidence",
     "save_curves",
+    "save_sample_diagnostics",
     "save_sample_grid",
     "save_time_to_accuracy",
 ]

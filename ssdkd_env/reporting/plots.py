@@ -86,6 +86,38 @@ def _finish(fig: Figure, ax: Axes, title: str, path: Path) -> None:
     fig.savefig(path)
 
 
+def sample_confidence(teacher_outputs: torch.Tensor) -> torch.Tensor:
+    """The teacher's confidence in each sample, max_c p_T(c | x) (averaged over pixels for dense
+    outputs): SSD-KD's measure of a sample's difficulty is one minus it."""
+    confidence = torch.softmax(teacher_outputs.float(), dim=1).amax(1)
+    return confidence.flatten(1).mean(1) if confidence.dim() > 1 else confidence
+
+
+def save_sample_diagnostics(
+    path: Path, confidence: torch.Tensor, classes: torch.Tensor, num_classes: int, title: str
+) -> None:
+    """SSD-KD's Figures 2 and 4 for one set of samples: a histogram of the teacher's confidence
+    (difficulty) and each class's share of the samples (diversity)."""
+    fig = Figure(figsize=(9.6, 3.6), dpi=110)
+    left, right = fig.subplots(1, 2)
+    left.hist(confidence.detach().cpu().numpy(), bins=20, range=(0.0, 1.0), color="C0")
+    left.set_xlabel("teacher confidence max p_T(c|x)")
+    left.set_ylabel("samples")
+    shares = torch.bincount(classes.flatten().cpu(), minlength=num_classes)[:num_classes].float()
+    shares = shares / shares.sum().clamp_min(1)
+    right.bar(range(num_classes), shares.numpy(), color="C1")
+    right.axhline(1 / num_classes, color="k", linestyle="--", linewidth=1, label="uniform")
+    right.set_xlabel("teacher-predicted class")
+    right.set_ylabel("share of samples")
+    right.legend(loc="upper right")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
 def read_accuracy_curve(metrics_csv: Path) -> tuple[list[float], list[float]]:
     """(wall time in s, test accuracy) of the rounds of a run's ``metrics.csv`` that measured it."""
     times, accs = [], []

@@ -1,10 +1,12 @@
 """Synthesizers: the registered interface, Fast-style generator inversion with SSD-KD's phi, and
-DFAD's adversarial generator."""
+DFAD's adversarial generator, DeepInversion's pixel optimisation."""
 
 from ssdkd_env.synthesis.adversarial import AdversarialConfig, AdversarialGenerator
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
+from ssdkd_env.synthesis.condensed import CondensedConfig, CondensedGuidedSynthesizer
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
+from ssdkd_env.synthesis.pixel import PixelInversion, PixelInversionConfig
 from ssdkd_env.synthesis.synthesizer import MetaGeneratorSynthesizer, SynthesisConfig
 
 __all__ = [
@@ -13,7 +15,11 @@ __all__ = [
     "AdversarialGenerator",
     "BNStatsLoss",
     "BaseSynthesizer",
+    "CondensedConfig",
+    "CondensedGuidedSynthesizer",
     "MetaGeneratorSynthesizer",
+    "PixelInversion",
+    "PixelInversionConfig",
     "SynthesisConfig",
     "SynthesisRequest",
     "SynthesisResult",

@@ -1,32 +1,41 @@
-"""DFAD's adversarial generator (synthesizer ``adversarial-generator``).
+"""DFAD's adversarial generator (synthesizer ``adversarial-generator``), with the extra generator
+terms of the methods built on it.
 
 Fang et al., "Data-Free Adversarial Distillation" (2019): one persistent generator (Tanh output
 then a BatchNorm without affine parameters) is trained by Adam to *maximise* the teacher–student
 discrepancy on the images it makes, while the student minimises the same discrepancy on fresh
-images from it; nothing is stored. The generator's objective is -D (classification) or
--log(1 + D) (the form the paper uses for segmentation). The round that interleaves the two sides
+images from it. The adversarial objective is -D (classification), -log(1 + D) (the form DFAD uses
+for segmentation) or 1 - JS(p_T, p_S) (PRE-DFKD, Binici et al., AAAI 2022). Optional terms, all
+off by default: the BN-statistics constraint of MB-DFKD (Binici et al., WACV 2022), and
+PRE-DFKD's cross-entropy to the teacher's own prediction and class balance (negative entropy of
+the batch-mean prediction). The round that interleaves the two sides, with or without a memory,
 is ``ssdkd_env.methods.adversarial``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ssdkd_env.common.precision import Precision, autocast_for, module_layout, to_layout
 from ssdkd_env.common.validation import Validated, spec
+from ssdkd_env.losses import jensen_shannon
 from ssdkd_env.models import Generator
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
+from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
 
 if TYPE_CHECKING:
     from ssdkd_env.engine.context import RunContext
 
-GeneratorObjective = Literal["negative", "negative-log1p"]
+GeneratorObjective = Literal["negative", "negative-log1p", "one-minus-js"]
 
 
 @dataclass
@@ -37,14 +46,27 @@ class AdversarialConfig(Validated):
     ngf: int = spec(64, ge=1)
     lr: float = spec(1e-3, ge=0)  # Adam
     student_steps: int = spec(5, ge=1)  # student steps per generator step
-    objective: GeneratorObjective = "negative"  # generator loss: -D, or -log(1 + D) (DFAD on segmentation)
+    objective: GeneratorObjective = "negative"  # -D, -log(1 + D) (DFAD on segmentation), 1 - JS (PRE-DFKD)
+    bn_weight: float = spec(0.0, ge=0)  # teacher BN-statistics constraint (MB-DFKD)
+    oh_weight: float = spec(0.0, ge=0)  # cross-entropy to the teacher's prediction (PRE-DFKD)
+    balance_weight: float = spec(0.0, ge=0)  # class balance: log K - entropy of the batch-mean prediction
+    replay_ratio: float = spec(0.0, ge=0)  # replayed samples per fresh one in each student step (with a memory)
 
 
 def generator_objective(mean_discrepancy: torch.Tensor, objective: GeneratorObjective) -> torch.Tensor:
-    """The generator's loss for a batch's mean discrepancy D: ``-D`` or ``-log(1 + D)``."""
+    """The generator's adversarial loss for a batch's mean disagreement D: ``-D``, ``-log(1 + D)``,
+    or ``1 - D`` where D is then the mean Jensen-Shannon divergence (``one-minus-js``)."""
     if objective == "negative":
         return -mean_discrepancy
-    return -torch.log1p(mean_discrepancy)
+    if objective == "negative-log1p":
+        return -torch.log1p(mean_discrepancy)
+    return 1 - mean_discrepancy
+
+
+def class_balance(teacher_logits: torch.Tensor) -> torch.Tensor:
+    """``log K - H(mean_i p_T(x_i))``: 0 when the batch's predictions cover the K classes evenly."""
+    mean_p = F.softmax(teacher_logits, dim=1).mean(0)
+    return math.log(teacher_logits.shape[1]) + (mean_p * mean_p.clamp_min(1e-12).log()).sum()
 
 
 class AdversarialGenerator(BaseSynthesizer):
@@ -68,6 +90,13 @@ class AdversarialGenerator(BaseSynthesizer):
             seeded(lambda: Generator(config.nz, img_shape, config.ngf, "tanh_bn"), init_rng).to(device), channels_last
         )
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
+        # plain batch statistics (no momentum mixing), observed only inside the generator's step
+        self.bn_loss = (
+            BNStatsLoss(teacher, momentum=0.0, input_channels=img_shape[0], active=False)
+            if config.bn_weight > 0
+            else None
+        )
+        self.last_terms: dict[str, torch.Tensor] = {}
 
     @classmethod
     def from_context(cls, ctx: RunContext) -> AdversarialGenerator:
@@ -97,26 +126,59 @@ class AdversarialGenerator(BaseSynthesizer):
         return SynthesisResult(images=images.float(), targets=t_logits.argmax(1), teacher_logits=t_logits, losses={})
 
     def adversarial_step(
-        self, student: nn.Module, discrepancy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int
+        self,
+        student: nn.Module,
+        discrepancy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        n: int,
+        lr_scale: float = 1.0,
     ) -> torch.Tensor:
-        """One Adam step of the generator on ``n`` fresh images, minimising the objective of the
-        per-sample ``discrepancy(teacher_out, student_out)``; returns the loss (detached).
+        """One Adam step of the generator on ``n`` fresh images, minimising the adversarial
+        objective of the per-sample ``discrepancy(teacher_out, student_out)`` (or of JS) plus the
+        configured terms; returns the total loss, and keeps each weighted term in ``last_terms``.
 
-        The student's weights get no gradient; it stays in its mode (training, as in DFAD)."""
+        ``lr_scale`` multiplies the configured learning rate for this step: the round loop passes
+        the student's schedule, so both sides of the game slow down together (DFAD decays the
+        two learning rates at the same epochs). The student's weights get no gradient; it stays
+        in its mode (training, as in DFAD)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * lr_scale
         self.generator.train()
         student.requires_grad_(False)
+        cfg = self.config
         try:
-            with autocast_for(self.device, self.precision):
+            with self._observing_bn(), autocast_for(self.device, self.precision):
                 images = self._images(n)
                 t_logits = self.teacher(images).float()
+            with autocast_for(self.device, self.precision):
                 s_logits = student(images).float()
-            loss = generator_objective(discrepancy(t_logits, s_logits).mean(), self.config.objective)
+            if cfg.objective == "one-minus-js":
+                disagreement = jensen_shannon(t_logits, s_logits).mean()
+            else:
+                disagreement = discrepancy(t_logits, s_logits).mean()
+            terms = {"adv": generator_objective(disagreement, cfg.objective)}
+            if self.bn_loss is not None:
+                terms["bn"] = cfg.bn_weight * self.bn_loss.value()
+            if cfg.oh_weight > 0:
+                terms["oh"] = cfg.oh_weight * F.cross_entropy(t_logits, t_logits.argmax(1))
+            if cfg.balance_weight > 0:
+                terms["balance"] = cfg.balance_weight * class_balance(t_logits)
+            loss = torch.stack(list(terms.values())).sum()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
         finally:
             student.requires_grad_(True)
+        self.last_terms = {name: value.detach() for name, value in terms.items()}
         return loss.detach()
+
+    def _observing_bn(self) -> contextlib.AbstractContextManager[None]:
+        """Observe the teacher's BN statistics in this block when the constraint is on."""
+        return contextlib.nullcontext() if self.bn_loss is None else self.bn_loss.observing()
+
+    def close(self) -> None:
+        """Remove the BN hooks this synthesizer put on the teacher."""
+        if self.bn_loss is not None:
+            self.bn_loss.remove()
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict()}

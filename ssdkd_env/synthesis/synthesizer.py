@@ -176,6 +176,9 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
                 loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_oh + cfg.adv_weight * loss_adv
                 if cfg.tv_weight > 0:
                     loss = loss + cfg.tv_weight * total_variation(images.float())
+                extra = self.extra_loss(seen, t_logits, targets)
+                for term in extra.values():
+                    loss = loss + term
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -189,8 +192,21 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             images=images.detach(),
             targets=targets,
             teacher_logits=t_logits.detach(),
-            losses={"bn": loss_bn.detach(), "oh": loss_oh.detach(), "adv": loss_adv.detach()},
+            losses={
+                "bn": loss_bn.detach(),
+                "oh": loss_oh.detach(),
+                "adv": loss_adv.detach(),
+                **{name: term.detach() for name, term in extra.items()},
+            },
         )
+
+    def extra_loss(
+        self, images: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Named terms added, as they are, to the generator's loss at every step (none here): the
+        hook for a subclass's extra guidance, given the images the teacher saw, its logits and the
+        target classes. The round reports each term's last value as a loss of that name."""
+        return {}
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         """Random shifts and flips (differentiable), so that the generator cannot satisfy the

@@ -1,0 +1,60 @@
+"""The round of DeepInversion (round loop ``synthesize-distil``): invert a batch, distil on it, drop it.
+
+Yin et al., "Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion" (CVPR 2020)
+distil on images inverted from the teacher; in this engine's taxonomy nothing is kept between
+rounds. Each round the synthesizer makes ``synth_budget`` images, then the student takes
+``kd_steps`` steps on batches drawn uniformly (with replacement, uniform weights) from them, and
+the images are dropped. As in the replay round, the steps' scalars and the synthesizer's losses
+are summed on the device and read once, at the end of the round.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome
+from ssdkd_env.replay import BufferBatch
+from ssdkd_env.synthesis.base import SynthesisRequest
+
+if TYPE_CHECKING:
+    from ssdkd_env.engine.config import RoundAction
+    from ssdkd_env.engine.engine import DistillationEngine
+
+
+class SynthesizeThenDistil(RoundLoop):
+    """Fresh synthesis every round and uniform distillation on it; no memory."""
+
+    def __init__(self, engine: DistillationEngine) -> None:
+        self.no_classes = torch.zeros(engine.task.num_classes)  # no memory: diversity draws uniformly
+
+    def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
+        distiller, cfg, device = engine.distiller, engine.config, engine.device
+        synth = engine.synthesizer.synthesize(
+            SynthesisRequest(action.synth_budget, self.no_classes, engine.round, action.diversity, action.difficulty)
+        )
+        n, batch = synth.images.shape[0], cfg.distiller.batch_size
+        weights = torch.ones(batch, device=device)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, discrepancy, agreement
+        for _ in range(cfg.kd_steps):
+            index = torch.randint(n, (batch,), generator=engine.device_rng, device=device)
+            step = distiller.step(BufferBatch(index, synth.images[index], synth.teacher_logits[index], weights))
+            sums += torch.stack([step.loss, step.mean_discrepancy, step.agreement]).double()
+        names = list(synth.losses)
+        losses = [torch.as_tensor(synth.losses[name], dtype=torch.float64, device=device).reshape(1) for name in names]
+        loss_sum, discrepancy_sum, agree_sum, *values = torch.cat([sums, *losses]).tolist()  # the round's one read
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError("non-finite distillation loss")
+        steps = max(1, cfg.kd_steps)
+        return RoundOutcome(
+            synthesized=action.synth_budget,
+            kd_loss=loss_sum / steps,
+            batch_discrepancy=discrepancy_sum / steps,
+            batch_agreement=agree_sum / steps,
+            losses=dict(zip(names, values, strict=True)),
+        )
+
+
+ROUND_LOOPS.add("synthesize-distil", SynthesizeThenDistil)
