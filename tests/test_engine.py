@@ -9,6 +9,7 @@ from helpers import random_teacher, tiny_config
 from ssdkd_env.engine import METHODS, DistillationEngine, make_config
 from ssdkd_env.errors import UserError
 from ssdkd_env.models import build_model, init_from_teacher
+from ssdkd_env.synthesis import SynthesisRequest
 from ssdkd_env.tasks import get_task
 
 
@@ -68,6 +69,24 @@ def test_presets_change_what_they_name() -> None:
     assert fast.memory == "pool" and fast.action.alpha == 0.0 and fast.action.diversity == 0.0
     assert base.action.alpha > 0 and base.action.diversity > 0 and base.action.difficulty > 0
     assert set(METHODS) >= {"ssdkd", "fast"}
+
+
+@pytest.mark.parametrize(("method", "steps", "lr_g"), [("fast2", 2, 5e-3), ("fast5", 5, 3e-3), ("fast10", 10, 2e-3)])
+def test_fast_n_takes_n_generator_steps_into_a_pool_that_only_grows(
+    method: str, steps: int, lr_g: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fast2/5/10 differ only in the inversion's inner steps (and Fast's learning rates for them);
+    the pool never evicts. Also on a task whose default is another step count (MNIST: 10)."""
+    config = make_config("mnist", method)
+    assert (config.synthesis.g_steps, config.synthesis.lr_g, config.memory) == (steps, lr_g, "pool")
+    _, engine = run_engine(seed=0, method=method)
+    assert engine.memory.capacity == engine.memory.size == 3 * 32
+    assert sorted(engine.memory.birth_round.tolist()) == [0] * 32 + [1] * 32 + [2] * 32
+    calls = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (calls.append(1), step(self, *a, **k))[1])
+    engine.synthesizer.synthesize(SynthesisRequest(8, torch.zeros(10), 5))
+    assert len(calls) == steps + 1  # N inner steps, then the meta-generator's Reptile step
 
 
 def test_unknown_method_and_key_are_user_errors() -> None:
