@@ -106,10 +106,9 @@ def save_sample_diagnostics(
     shares = torch.bincount(classes.flatten().cpu(), minlength=num_classes)[:num_classes].float()
     shares = shares / shares.sum().clamp_min(1)
     right.bar(range(num_classes), shares.numpy(), color="C1")
-    right.axhline(1 / num_classes, color="k", linestyle="--", linewidth=1, label="uniform")
+    right.axhline(1 / num_classes, color="k", linestyle="--", linewidth=1)
     right.set_xlabel("teacher-predicted class")
-    right.set_ylabel("share of samples")
-    right.legend(loc="upper right")
+    right.set_ylabel("share of samples (dashed: uniform)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.suptitle(title)
