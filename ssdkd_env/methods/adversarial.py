@@ -18,14 +18,13 @@ and read once, at the end of the round.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 
 from ssdkd_env.common.images import predict_logits
 from ssdkd_env.errors import UserError
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome, read_round
 from ssdkd_env.replay import BaseMemory, BufferBatch
 from ssdkd_env.synthesis.adversarial import AdversarialGenerator
 from ssdkd_env.synthesis.base import SynthesisRequest
@@ -86,19 +85,13 @@ class AdversarialRound(RoundLoop):
         synthesized = (cfg.kd_steps + generator_steps) * n
         if memory is not None:
             synthesized += self._store(engine, memory, action)
-        loss_sum, discrepancy_sum, agree_sum, generator_sum, *term_sums = sums.tolist()  # the round's one read
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError("non-finite distillation loss")
-        steps, g_steps = max(1, cfg.kd_steps), max(1, generator_steps)
-        losses = {"generator": generator_sum / g_steps}
-        losses.update({f"generator_{name}": value / g_steps for name, value in zip(self.terms, term_sums, strict=True)})
-        return RoundOutcome(
-            synthesized=synthesized,
-            kd_loss=loss_sum / steps,
-            batch_discrepancy=discrepancy_sum / steps,
-            batch_agreement=agree_sum / steps,
-            losses=losses,
+        outcome, (generator_sum, *term_sums) = read_round(sums, cfg.kd_steps, synthesized)  # the round's one read
+        g_steps = max(1, generator_steps)
+        outcome.losses = {"generator": generator_sum / g_steps}
+        outcome.losses.update(
+            {f"generator_{name}": value / g_steps for name, value in zip(self.terms, term_sums, strict=True)}
         )
+        return outcome
 
     def _fresh(self, n: int, round_index: int) -> BufferBatch:
         """A fresh batch from the generator; its samples have no memory slot (index -1)."""

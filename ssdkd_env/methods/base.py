@@ -7,9 +7,12 @@ steps (DFAD), or that distils without a memory, is a new loop registered in ``RO
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from ssdkd_env.registry import Registry
 
@@ -27,6 +30,18 @@ class RoundOutcome:
     batch_discrepancy: float  # mean per-sample teacher–student discrepancy on the trained batches
     batch_agreement: float  # mean teacher–student agreement on the trained batches
     losses: dict[str, float] = field(default_factory=dict)  # e.g. the synthesizer's bn / oh / adv
+
+
+def read_round(sums: torch.Tensor, kd_steps: int, synthesized: int) -> tuple[RoundOutcome, list[float]]:
+    """The round's one host read of its summed step scalars: ``sums`` holds the student's loss,
+    discrepancy and agreement summed over the round's ``kd_steps`` steps, then any other values.
+    Returns the outcome (means over the steps, no losses yet) and the other values as they are;
+    a non-finite loss is an error."""
+    loss_sum, discrepancy_sum, agree_sum, *rest = sums.tolist()
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError("non-finite distillation loss")
+    steps = max(1, kd_steps)
+    return RoundOutcome(synthesized, loss_sum / steps, discrepancy_sum / steps, agree_sum / steps), rest
 
 
 class RoundLoop(ABC):

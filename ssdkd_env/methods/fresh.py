@@ -10,12 +10,11 @@ are summed on the device and read once, at the end of the round.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome, read_round
 from ssdkd_env.replay import BufferBatch
 from ssdkd_env.synthesis.base import SynthesisRequest
 
@@ -44,17 +43,9 @@ class SynthesizeThenDistil(RoundLoop):
             sums += torch.stack([step.loss, step.mean_discrepancy, step.agreement]).double()
         names = list(synth.losses)
         losses = [torch.as_tensor(synth.losses[name], dtype=torch.float64, device=device).reshape(1) for name in names]
-        loss_sum, discrepancy_sum, agree_sum, *values = torch.cat([sums, *losses]).tolist()  # the round's one read
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError("non-finite distillation loss")
-        steps = max(1, cfg.kd_steps)
-        return RoundOutcome(
-            synthesized=action.synth_budget,
-            kd_loss=loss_sum / steps,
-            batch_discrepancy=discrepancy_sum / steps,
-            batch_agreement=agree_sum / steps,
-            losses=dict(zip(names, values, strict=True)),
-        )
+        outcome, values = read_round(torch.cat([sums, *losses]), cfg.kd_steps, action.synth_budget)  # one read
+        outcome.losses = dict(zip(names, values, strict=True))
+        return outcome
 
 
 ROUND_LOOPS.add("synthesize-distil", SynthesizeThenDistil)

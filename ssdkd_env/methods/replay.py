@@ -15,13 +15,12 @@ cached in the memory (no teacher forward pass); with it the distiller relabels e
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 
 from ssdkd_env.common.images import predict_logits
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome, read_round
 from ssdkd_env.synthesis.base import SynthesisRequest
 
 if TYPE_CHECKING:
@@ -48,17 +47,9 @@ class SynthesizeThenReplay(RoundLoop):
             step = distiller.step(batch)
             memory.update_priorities(batch.index, step.discrepancy)
             sums += torch.stack([step.loss, step.mean_discrepancy, step.agreement]).double()
-        loss_sum, discrepancy_sum, agree_sum = sums.tolist()  # the round's one read of the steps
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError("non-finite distillation loss")
-        steps = max(1, cfg.kd_steps)
-        return RoundOutcome(
-            synthesized=action.synth_budget,
-            kd_loss=loss_sum / steps,
-            batch_discrepancy=discrepancy_sum / steps,
-            batch_agreement=agree_sum / steps,
-            losses={name: float(value) for name, value in synth.losses.items()},
-        )
+        outcome, _ = read_round(sums, cfg.kd_steps, action.synth_budget)  # the round's one read of the steps
+        outcome.losses = {name: float(value) for name, value in synth.losses.items()}
+        return outcome
 
 
 ROUND_LOOPS.add("synthesize-replay", SynthesizeThenReplay)
