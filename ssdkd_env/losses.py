@@ -48,6 +48,19 @@ def jensen_shannon(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -
     return 0.5 * ((log_t.exp() * (log_t - log_m)).sum(1) + (log_s.exp() * (log_s - log_m)).sum(1))
 
 
+def focal_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Cross-entropy weighted per sample by ``(1 - p(y|x))^gamma`` (``gamma = 0``: plain CE).
+
+    The weight is detached, so confident samples stop pulling the generator towards even
+    more confident, easier images: inversion keeps producing samples the teacher is less sure of.
+    """
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    if gamma <= 0:
+        return ce.mean()
+    p_true = torch.exp(-ce.detach())
+    return ((1 - p_true).pow(gamma) * ce).mean()
+
+
 Discrepancy = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 """(teacher outputs, student outputs, temperature) -> element-wise values, class dimension reduced."""
 

@@ -21,13 +21,15 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from ssdkd_env.checkpoint import card_for, save_model
-from ssdkd_env.common.images import accuracy, normalize_uint8, random_hflip, random_translate
+from ssdkd_env.common.images import normalize_uint8, random_hflip, random_translate
 from ssdkd_env.common.io import write_json
 from ssdkd_env.common.precision import autocast_for
 from ssdkd_env.common.seeding import seed_everything
 from ssdkd_env.errors import UserError
 from ssdkd_env.models import build_model, count_parameters, get_model_entry, is_compatible
 from ssdkd_env.tasks import TaskSpec
+from ssdkd_env.tasks.data import IGNORE_INDEX
+from ssdkd_env.tasks.kinds import TASK_KINDS
 
 
 @dataclass
@@ -48,8 +50,13 @@ class TeacherRun:
 
 
 def check_arch_fits(task: TaskSpec, arch: str) -> None:
-    """Reject an architecture that cannot take the task's input."""
+    """Reject an architecture that cannot take the task's input or give its kind of output."""
     entry = get_model_entry(arch)
+    dense_task = TASK_KINDS.get(task.kind).dense
+    if entry.dense != dense_task:
+        what = "a segmentation model" if entry.dense else "a classifier"
+        wanted = "segmentation models" if dense_task else "classifiers"
+        raise UserError(f"architecture '{arch}' is {what} but task '{task.name}' ({task.kind}) needs {wanted}")
     if not is_compatible(arch, task.input_shape):
         size = entry.fixed_input_size or entry.min_input_size
         raise UserError(
@@ -89,9 +96,24 @@ def _restore(
     return state["epoch"], state["step"], state["test_acc"], state["wall_time_s"]
 
 
+def augment_pair(
+    images: torch.Tensor, labels: torch.Tensor, max_shift: int, hflip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random shifts (and flips) of a batch; per-pixel labels ``[N, H, W]`` move with their images."""
+    if labels.dim() == 1:
+        images = random_translate(images, max_shift, generator)
+        return (random_hflip(images, generator) if hflip else images), labels
+    joint = torch.cat([images, labels[:, None].to(images.dtype)], 1)  # one gather moves both
+    joint = random_translate(joint, max_shift, generator)
+    if hflip:
+        joint = random_hflip(joint, generator)
+    return joint[:, :-1], joint[:, -1].round().long()
+
+
 def train_teacher(run: TeacherRun) -> dict[str, Any]:
     """Train, evaluate on the test split, write checkpoint and ``summary.json``; return the summary."""
     task, recipe = run.task, run.task.recipe
+    kind = TASK_KINDS.get(task.kind)
     check_arch_fits(task, run.arch)
     start = time.perf_counter()
     generator = seed_everything(run.seed)  # the order of the samples
@@ -135,26 +157,27 @@ def train_teacher(run: TeacherRun) -> dict[str, Any]:
         order = torch.randperm(len(train_set), generator=generator).to(run.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
         correct = torch.zeros((), dtype=torch.long, device=run.device)
+        labelled = torch.zeros((), dtype=torch.long, device=run.device)  # images, or labelled pixels
         for i in range(0, len(order), recipe.batch_size):
             idx = order[i : i + recipe.batch_size]
-            xb = random_translate(x_train[idx], recipe.max_shift, augment_rng)
-            if recipe.hflip:
-                xb = random_hflip(xb, augment_rng)
+            xb, yb = augment_pair(x_train[idx], y_train[idx], recipe.max_shift, recipe.hflip, augment_rng)
             with autocast_for(run.device, "auto"):
                 logits = forward(xb).float()
-            loss = F.cross_entropy(logits, y_train[idx])
+            loss = F.cross_entropy(logits, yb, ignore_index=IGNORE_INDEX)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             step += 1
             loss_sum += loss.detach().double() * len(idx)
-            correct += (logits.argmax(1) == y_train[idx]).sum()
-        train_loss, train_acc = float(loss_sum) / len(train_set), int(correct) / len(train_set)
-        test_acc = accuracy(model, x_test, y_test)
+            valid = yb != IGNORE_INDEX
+            correct += ((logits.argmax(1) == yb) & valid).sum()
+            labelled += valid.sum()
+        train_loss, train_acc = float(loss_sum) / len(train_set), int(correct) / max(1, int(labelled))
+        test_acc = kind.score(model, x_test, y_test)[kind.metric]
         writer.add_scalar("teacher/train_loss", train_loss, epoch)
-        writer.add_scalar("teacher/train_acc", train_acc, epoch)
-        writer.add_scalar("teacher/test_acc", test_acc, epoch)
+        writer.add_scalar("teacher/train_acc", train_acc, epoch)  # pixel accuracy for segmentation
+        writer.add_scalar(f"teacher/test_{kind.metric}", test_acc, epoch)
         bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.4f}")
         state = {
             "epoch": epoch + 1,
@@ -175,8 +198,10 @@ def train_teacher(run: TeacherRun) -> dict[str, Any]:
     summary = {
         "task": task.name,
         "arch": run.arch,
-        "test_acc": test_acc,
-        "train_acc": accuracy(model, x_train, y_train),
+        "metric": kind.metric,
+        "test_acc": test_acc,  # the task's metric: accuracy, or mIoU for segmentation
+        "test_scores": kind.score(model, x_test, y_test),
+        "train_acc": kind.score(model, x_train, y_train)[kind.metric],
         "wall_time_s": round(spent + time.perf_counter() - start, 2),
         "checkpoint": str(checkpoint.resolve()),
         "epochs": epochs,

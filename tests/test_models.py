@@ -35,6 +35,12 @@ EXPECTED_MODELS = {
     "cnn",
     "cnn_half",
 }
+SEGMENTATION_MODELS = {
+    "deeplabv3_resnet50",
+    "deeplabv3_mobilenetv2",
+    "unet_s",
+    "unet_xs",
+}  # tests/test_segmentation_models.py
 
 # the forward test takes several seconds on these (four input shapes each, on two CPU cores)
 SLOW_FORWARD = {"resnet18", "resnet34"}
@@ -50,8 +56,9 @@ def cached_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
 
 
 def test_registry_has_exactly_the_expected_names() -> None:
-    assert set(list_models()) == EXPECTED_MODELS
+    assert set(list_models()) == EXPECTED_MODELS | SEGMENTATION_MODELS
     assert list_models() == sorted(list_models())
+    assert {name for name in list_models() if get_model_entry(name).dense} == SEGMENTATION_MODELS
 
 
 @pytest.mark.parametrize(
@@ -117,7 +124,7 @@ def test_unknown_name_lists_valid_names() -> None:
 def test_duplicate_registration_rejected() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_model("cnn")(lambda num_classes, in_channels: nn.Linear(1, num_classes))
-    assert set(list_models()) == EXPECTED_MODELS
+    assert set(list_models()) == EXPECTED_MODELS | SEGMENTATION_MODELS
 
 
 def test_parameter_counts() -> None:
@@ -178,8 +185,7 @@ def test_generator_tanh_bn_is_batch_normalised() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"img_shape": (1, 10, 10)},
-        {"img_shape": (3, 32, 30)},
+        {"img_shape": (1, 3, 10)},
         {"img_shape": (3, 32, 32), "output": "relu"},
         {"img_shape": (3, 32, 32), "mean": (0.5,), "std": (0.5,)},
         {"img_shape": (3, 32, 32), "std": (1.0, 0.0, 1.0)},
@@ -189,6 +195,15 @@ def test_generator_tanh_bn_is_batch_normalised() -> None:
 def test_generator_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Generator(nz=8, **kwargs)
+
+
+@pytest.mark.parametrize(("shape", "stages"), [((1, 8, 8), 2), ((3, 32, 32), 2), ((3, 32, 30), 2), ((3, 180, 240), 4)])
+def test_generator_reaches_any_size(shape: tuple[int, int, int], stages: int) -> None:
+    """Two upsampling stages up to 32x32 (Fast's generator), more for larger images; sizes that are
+    not a multiple of the stride are reached by a final resize."""
+    generator = Generator(nz=8, img_shape=shape, ngf=4)
+    assert sum(isinstance(m, nn.Upsample) for m in generator.body) == stages
+    assert generator(torch.randn(2, 8)).shape == (2, *shape)
 
 
 def _zero_channels(layer: nn.Module, drop: torch.Tensor) -> None:

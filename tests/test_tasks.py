@@ -10,12 +10,15 @@ import torch
 from fake_data import write_cifar, write_idx, write_svhn
 
 from ssdkd_env.errors import UserError
-from ssdkd_env.models import is_compatible, list_models
+from ssdkd_env.models import get_model_entry, is_compatible, list_models
 from ssdkd_env.tasks import get_task, list_tasks
 
 
 def test_registry_lists_all_tasks() -> None:
-    assert set(list_tasks()) == {"digits", "mnist", "fashion-mnist", "svhn", "cifar10", "cifar10-cpu", "cifar100"}
+    classification = {"digits", "mnist", "fashion-mnist", "svhn", "cifar10", "cifar10-cpu", "cifar100"}
+    segmentation = {"shapes", "camvid", "camvid-cpu", "nyuv2", "nyuv2-cpu"}
+    assert set(list_tasks()) == classification | segmentation
+    assert {name for name in list_tasks() if get_task(name).kind == "segmentation"} == segmentation
 
 
 def test_unknown_task_lists_valid_names() -> None:
@@ -24,13 +27,15 @@ def test_unknown_task_lists_valid_names() -> None:
     assert "imagenet" in str(err.value) and "cifar10" in str(err.value) and "digits" in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["digits", "mnist", "fashion-mnist", "svhn", "cifar10", "cifar100"])
+@pytest.mark.parametrize("name", sorted(list_tasks()))
 def test_task_declares_consistent_fields(name: str) -> None:
     task = get_task(name)
     assert len(task.mean) == len(task.std) == task.input_shape[0]
     assert task.teacher_arch in list_models() and task.student_arch in list_models()
     assert is_compatible(task.teacher_arch, task.input_shape)
     assert is_compatible(task.student_arch, task.input_shape)
+    dense = task.kind == "segmentation"  # the default pair gives the task's kind of output
+    assert get_model_entry(task.teacher_arch).dense == dense == get_model_entry(task.student_arch).dense
 
 
 def test_digits_split_is_fixed_disjoint_and_stratified() -> None:

@@ -52,6 +52,7 @@ from ssdkd_env.engine.run import STATE_FILE, RunSpec, run_distillation
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.reporting import read_accuracy_curve, save_time_to_accuracy
 from ssdkd_env.tasks import get_task
+from ssdkd_env.tasks.kinds import TASK_KINDS
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
 COLUMNS = (
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_out_dir(args.out)
     device = resolve_device(args.device)
     teacher, card = obtain_teacher(task, args.teacher, args.data_root, args.download, device, not args.no_progress)
+    metric = TASK_KINDS.get(task.kind).metric  # what the score columns measure: accuracy, or miou for segmentation
     test_set = test_split_if_available(task, args.data_root, args.download)
     parallel = args.jobs > 1
     results: dict[str, dict[int, dict[str, Any]]] = {label: {} for label in labels}
@@ -200,13 +202,19 @@ def main(argv: list[str] | None = None) -> int:
             label = label_of[(summary["method"], summary["config"]["buffer_size"])]
             results[label][summary["seed"]] = summary
             print(
-                f"{label} seed {summary['seed']}: student_acc={summary['student_acc']} time={summary['wall_time_s']}s",
+                f"{label} seed {summary['seed']}: student_{metric}={summary['student_acc']} "
+                f"time={summary['wall_time_s']}s",
                 flush=True,
             )
     ordered = {m: [runs_[s] for s in seeds] for m, runs_ in results.items()}
-    write_tables(args.out, task.name, card.test_acc, ordered)
+    write_tables(args.out, task.name, card.test_acc, ordered, metric)
     curves = {m: [read_accuracy_curve(args.out / f"{m}-s{s}" / "metrics.csv") for s in seeds] for m in labels}
-    save_time_to_accuracy(args.out / "time_to_accuracy.png", curves, f"{task.name}: test accuracy against wall time")
+    save_time_to_accuracy(
+        args.out / "time_to_accuracy.png",
+        curves,
+        f"{task.name}: test {metric} against wall time",
+        f"student test {metric}",
+    )
     return 0
 
 
@@ -372,7 +380,11 @@ def _cell(row: dict[str, Any], col: str, scale: float = 1.0, digits: int = 2) ->
     return f"{row[f'{col}_mean'] * scale:.{digits}f} ± {row[f'{col}_std'] * scale:.{digits}f}"
 
 
-def write_tables(out: Path, task: str, teacher_acc: float | None, results: dict[str, list[dict[str, Any]]]) -> None:
+def write_tables(
+    out: Path, task: str, teacher_acc: float | None, results: dict[str, list[dict[str, Any]]], metric: str = "accuracy"
+) -> None:
+    """``results.md`` / ``.csv`` / ``.json``; the score columns are the task's ``metric`` (accuracy or miou)."""
+    short = "acc" if metric == "accuracy" else metric
     rows = []
     for method, runs in results.items():
         row: dict[str, Any] = {"method": method, "runs": len(runs)}
@@ -386,9 +398,10 @@ def write_tables(out: Path, task: str, teacher_acc: float | None, results: dict[
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        f"Task `{task}`, teacher accuracy {teacher_acc}; mean ± std over seeds.",
+        f"Task `{task}`, teacher {metric} {teacher_acc}; mean ± std over seeds.",
         "",
-        "| method | runs | student acc (%) | best acc (%) | acc mean over run (%) | acc variance over run (%²) "
+        f"| method | runs | student {short} (%) | best {short} (%) | {short} mean over run (%) "
+        f"| {short} variance over run (%²) "
         "| probe agreement | wall time (s) | synthetic samples | peak RSS (MiB) | memory (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -401,7 +414,7 @@ def write_tables(out: Path, task: str, teacher_acc: float | None, results: dict[
             f"{_cell(r, 'buffer_memory_mb', 1, 1)} |"
         )
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    write_json(out / "results.json", {"task": task, "teacher_acc": teacher_acc, "runs": results})
+    write_json(out / "results.json", {"task": task, "metric": metric, "teacher_acc": teacher_acc, "runs": results})
 
 
 if __name__ == "__main__":

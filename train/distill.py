@@ -131,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     summary = run_distillation(config, spec)
-    acc = summary["student_acc"]
+    acc, metric = summary["student_acc"], summary["metric"]  # accuracy, or miou for segmentation
     acc_text = "n/a (no real test data)" if acc is None else f"{acc:.4f}"
     print(
-        f"{config.method} on {task.name}: student_acc={acc_text} probe_agreement={summary['probe_agreement']:.4f} "
-        f"teacher_acc={card.test_acc} samples={summary['synthetic_samples']} "
+        f"{config.method} on {task.name}: student_{metric}={acc_text} probe_agreement={summary['probe_agreement']:.4f} "
+        f"teacher_{metric}={card.test_acc} samples={summary['synthetic_samples']} "
         f"time={summary['wall_time_s']:.1f}s -> {out}"
     )
     return 0

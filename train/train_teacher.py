@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     summary = train_teacher(run)
     acc, seconds = summary["test_acc"], summary["wall_time_s"]
-    print(f"{task.name}/{arch}: test_acc={acc:.4f} in {seconds:.1f}s -> {summary['checkpoint']}")
+    print(f"{task.name}/{arch}: test_{summary['metric']}={acc:.4f} in {seconds:.1f}s -> {summary['checkpoint']}")
     return 0
 
 

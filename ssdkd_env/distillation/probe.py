@@ -58,7 +58,6 @@ def build_probe(
     synthesis: SynthesisConfig,
     device: torch.device,
     seed: int,
-    kind: TaskKind | None = None,
     precision: Precision = "auto",
     channels_last: bool = False,
 ) -> ProbeSet:
@@ -67,10 +66,11 @@ def build_probe(
     The first half of the rounds warm the generator up; the samples of the second half are kept.
     ``precision`` and ``channels_last`` are the run's (see ``EngineConfig``).
     """
-    kind = kind or TASK_KINDS.get("classification")
+    kind = TASK_KINDS.get(task.kind)
     if size <= 0:
         empty = torch.zeros((0, *task.input_shape), device=device)
-        return ProbeSet(empty, torch.zeros((0, task.num_classes), device=device), 0, kind)
+        outputs = torch.zeros((0, *kind.output_shape(task.num_classes, task.input_shape)), device=device)
+        return ProbeSet(empty, outputs, 0, kind)
     rounds = max(2, rounds)
     keep_rounds = rounds - rounds // 2
     per_round = -(-size // keep_rounds)  # ceil
@@ -91,6 +91,7 @@ def build_probe(
         torch.Generator().manual_seed(seed),
         precision=precision,
         channels_last=channels_last,
+        kind=kind,
     )
     for r in range(rounds):
         out = synthesizer.synthesize(SynthesisRequest(per_round, uniform, r))

@@ -172,6 +172,26 @@ _CIFAR_CPU_DEFAULTS: dict[str, Any] = {
     "pixel.flip": True,
 }
 
+# Segmentation at CPU scale (U-Net pairs): the generator inverts whole scenes, so it takes more steps a
+# round than on 32x32 classes; images are shifted and flipped where the generator's losses see them and
+# where the student replays them (masks move with the pixels: the teacher relabels them). The probe is
+# small because a dense sample's outputs are K x H x W. Measured in BENCHMARKS.md ("Segmentation").
+_SEGMENTATION_CPU_DEFAULTS: dict[str, Any] = {
+    "probe_size": 64,
+    "probe_rounds": 2,
+    "synthesis.nz": 128,
+    "synthesis.ngf": 32,
+    "synthesis.g_steps": 5,
+    "synthesis.augment_shift": 2,
+    "synthesis.augment_flip": True,
+    "adversarial.nz": 128,
+    "adversarial.ngf": 32,
+    "adversarial.objective": "negative-log1p",  # DFAD's generator loss for segmentation
+    "distiller.augment_shift": 2,
+    "distiller.augment_flip": True,
+    "pixel.flip": True,
+}
+
 # Per-task defaults (dotted keys). Anything not named keeps the dataclass default.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # DeepInversion's pixel optimisation converges in far fewer steps on 8x8 images (BENCHMARKS.md)
@@ -182,6 +202,40 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar10": {"rounds": 220, "kd_steps": 400, "buffer_size": 5000, "action.synth_budget": 256, "pixel.flip": True},
     "cifar10-cpu": _CIFAR_CPU_DEFAULTS,
     "cifar100": {"rounds": 220, "kd_steps": 400, "buffer_size": 5000, "action.synth_budget": 256, "pixel.flip": True},
+    "shapes": {
+        **_SEGMENTATION_CPU_DEFAULTS,
+        "rounds": 60,
+        "kd_steps": 30,
+        "buffer_size": 1000,
+        "eval_every": 4,
+        "action.synth_budget": 64,
+        "distiller.batch_size": 64,
+        "distiller.lr": 0.05,
+    },
+    "camvid-cpu": {
+        **_SEGMENTATION_CPU_DEFAULTS,
+        "rounds": 40,
+        "kd_steps": 20,
+        "buffer_size": 400,
+        "probe_size": 32,
+        "eval_every": 4,
+        "action.synth_budget": 32,
+        "distiller.batch_size": 16,
+        "distiller.lr": 0.05,
+        "synthesis.augment_shift": 16,
+        "distiller.augment_shift": 16,
+    },
+    "nyuv2-cpu": {
+        **_SEGMENTATION_CPU_DEFAULTS,
+        "rounds": 40,
+        "kd_steps": 20,
+        "buffer_size": 400,
+        "probe_size": 32,
+        "eval_every": 4,
+        "action.synth_budget": 32,
+        "distiller.batch_size": 16,
+        "distiller.lr": 0.05,
+    },
 }
 
 

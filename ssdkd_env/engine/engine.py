@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ssdkd_env.common.images import accuracy, normalize_uint8
+from ssdkd_env.common.images import normalize_uint8
 from ssdkd_env.common.precision import module_layout, to_layout
 from ssdkd_env.distillation import Distiller, ProbeMetrics, ProbeSet, build_probe
 from ssdkd_env.engine.config import EngineConfig, RoundAction
@@ -28,6 +28,7 @@ from ssdkd_env.errors import UserError
 from ssdkd_env.methods import ROUND_LOOPS
 from ssdkd_env.models import build_model, check_teacher_init_pair, init_from_teacher
 from ssdkd_env.replay import MEMORIES, NO_MEMORY, BaseMemory
+from ssdkd_env.supervised import check_arch_fits
 from ssdkd_env.synthesis import SYNTHESIZERS
 from ssdkd_env.tasks import LabeledImages, TaskSpec
 from ssdkd_env.tasks.kinds import TASK_KINDS
@@ -52,7 +53,7 @@ class RoundMetrics:
     batch_agreement: float
     probe_agreement: float
     probe_kl: float
-    test_acc: float | None  # real test accuracy (reported only, never used to decide anything)
+    test_acc: float | None  # real test score (accuracy, or mIoU for segmentation); reported, never used to decide
     losses: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -86,6 +87,7 @@ class DistillationEngine:
         self.device_rng = self.rng if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
         self.teacher = module_layout(teacher.to(device).eval().requires_grad_(False), config.channels_last)
         arch = config.student_arch or task.student_arch
+        check_arch_fits(task, arch)
         self.student = build_model(arch, task.num_classes, task.input_shape[0], generator=init_rng)
         if config.student_init == "teacher":  # refused pairs fail here, before the probe's inversion
             check_teacher_init_pair(self.student, self.teacher)
@@ -107,7 +109,6 @@ class DistillationEngine:
                 config.synthesis,
                 device,
                 seed + PROBE_SEED_OFFSET,
-                self.kind,
                 config.precision,
                 config.channels_last,
             )
@@ -158,11 +159,17 @@ class DistillationEngine:
         """The delivered student's agreement and KL with the teacher on the probe set."""
         return self.probe.measure(self.delivered_student, self.config.precision)
 
-    def test_accuracy(self) -> float | None:
-        """The student's real test accuracy (in fp32), when the task's test split was given."""
+    def test_scores(self) -> dict[str, float] | None:
+        """The student's real test scores (in fp32; accuracy, or mIoU and pixel accuracy for
+        segmentation), when the task's test split was given."""
         if self.test_x is None or self.test_y is None:
             return None
-        return accuracy(self.delivered_student, self.test_x, self.test_y)
+        return self.kind.score(self.delivered_student, self.test_x, self.test_y)
+
+    def test_accuracy(self) -> float | None:
+        """The student's primary test score (the task kind's ``metric``: accuracy or mIoU)."""
+        scores = self.test_scores()
+        return None if scores is None else scores[self.kind.metric]
 
     def run_round(self, action: RoundAction | None = None) -> RoundMetrics:
         """Run one round of the method with ``action`` (default: the configured one) and measure."""

@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ssdkd_env.checkpoint import ModelCard, card_for, save_model
+from ssdkd_env.common.images import predict_logits
 from ssdkd_env.common.io import save_torch, write_json
 from ssdkd_env.engine.config import EngineConfig
 from ssdkd_env.engine.engine import DistillationEngine
@@ -22,6 +23,7 @@ from ssdkd_env.reporting import (
     save_curves,
     save_sample_diagnostics,
     save_sample_grid,
+    save_segmentation_grid,
 )
 from ssdkd_env.synthesis import SynthesisRequest
 from ssdkd_env.tasks import LabeledImages, TaskSpec
@@ -100,7 +102,8 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
     wall_time = elapsed_before + time.perf_counter() - start
     log.close()
 
-    student_acc = engine.test_accuracy()
+    scores = engine.test_scores()
+    student_acc = None if scores is None else scores[engine.kind.metric]
     save_model(
         out / "student.pt",
         engine.delivered_student,
@@ -113,8 +116,10 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         "task": spec.task.name,
         "teacher_arch": spec.teacher_card.arch,
         "student_arch": engine_arch(config, spec.task),
+        "metric": engine.kind.metric,  # what the *_acc fields measure: accuracy, or mIoU for segmentation
         "teacher_acc": spec.teacher_card.test_acc,
         "student_acc": student_acc,
+        "student_scores": scores,
         "best_student_acc": max(log.column("test_acc")[1], default=None),
         **accuracy_over_run(log.column("test_acc")[1]),
         "probe_agreement": log.rows[-1]["probe_agreement"],
@@ -192,7 +197,30 @@ def _figures(engine: DistillationEngine, log: RunLog, out: Path, task: TaskSpec)
         task.num_classes,
         f"{engine.config.method} on {task.name}: {source} at round {engine.round}",
     )
+    if engine.kind.dense:
+        _segmentation_figures(engine, out, images)
     series = {"probe agreement": log.column("probe_agreement")}
     if any(r.get("test_acc") not in (None, "") for r in log.rows):
         series["student test accuracy"] = log.column("test_acc")
     save_curves(out / "curves.png", series, "round", f"{engine.config.method} on {task.name}")
+
+
+SEGMENTATION_GRID_ROWS = 8
+
+
+@torch.no_grad()
+def _segmentation_figures(engine: DistillationEngine, out: Path, synthetic: torch.Tensor) -> None:
+    """``segmentation_samples.png``: input, ground truth, teacher and student masks on real test
+    images (when the run has them); ``segmentation_synthetic.png``: input, teacher and student
+    masks on synthetic samples (the memory's, or a generator batch)."""
+    task = engine.task
+    sets: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {
+        "segmentation_synthetic.png": (synthetic[:SEGMENTATION_GRID_ROWS], None)
+    }
+    if engine.test_x is not None and engine.test_y is not None:
+        sets["segmentation_samples.png"] = (engine.test_x[:SEGMENTATION_GRID_ROWS], engine.test_y)
+    for name, (images, labels) in sets.items():
+        masks = {} if labels is None else {"labels": labels[: len(images)]}
+        masks["teacher"] = predict_logits(engine.teacher, images).argmax(1)
+        masks["student"] = predict_logits(engine.delivered_student, images).argmax(1)
+        save_segmentation_grid(out / name, images, masks, task.num_classes, task.mean, task.std)

@@ -19,6 +19,9 @@ EPISODE_DEFAULTS: dict[str, dict[str, int]] = {
     "digits": {"rounds": 30, "total_steps": 600},
     "mnist": {"rounds": 40, "total_steps": 800},
     "cifar10-cpu": {"rounds": 4, "total_steps": 16},  # about 25 minutes on 2 CPU cores, evaluation included
+    "shapes": {"rounds": 20, "total_steps": 100},
+    "camvid-cpu": {"rounds": 4, "total_steps": 16},
+    "nyuv2-cpu": {"rounds": 4, "total_steps": 16},
 }
 FALLBACK_EPISODE_DEFAULTS = {"rounds": 60, "total_steps": 2000}
 

@@ -3,7 +3,7 @@
 Importing this package registers every architecture family.
 """
 
-from ssdkd_env.models import cnn, lenet, mobilenetv2, resnet, vgg, wrn  # noqa: F401  (registration)
+from ssdkd_env.models import cnn, lenet, mobilenetv2, resnet, segmentation, vgg, wrn  # noqa: F401  (registration)
 from ssdkd_env.models.base import Classifier
 from ssdkd_env.models.generator import Generator
 from ssdkd_env.models.registry import (

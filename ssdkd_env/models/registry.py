@@ -1,4 +1,5 @@
-"""Name -> architecture registry for classifiers (teachers and students)."""
+"""Name -> architecture registry for teachers and students: classifiers (logits ``[N, K]``) and
+dense predictors (segmentation logits ``[N, K, H, W]`` at the input's size)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class ModelEntry:
     min_input_size: int
     fixed_input_size: int | None
     description: str
+    dense: bool = False  # True: per-pixel outputs [N, K, H, W] (a segmentation model)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -38,11 +40,13 @@ def register_model(
     min_input_size: int = 8,
     fixed_input_size: int | None = None,
     description: str = "",
+    dense: bool = False,
 ) -> Callable[[_B], _B]:
     """Decorator registering ``builder(num_classes, in_channels)`` under ``name``.
 
     ``min_input_size`` is the smallest square side the model runs on; ``fixed_input_size``
-    (if set) is the only side it accepts and then also becomes ``min_input_size``.
+    (if set) is the only side it accepts and then also becomes ``min_input_size``. ``dense``
+    marks a segmentation model (outputs ``[N, K, H, W]`` at the input's height and width).
     Registering a name twice raises ``ValueError``.
     """
 
@@ -55,6 +59,7 @@ def register_model(
             min_input_size=fixed_input_size if fixed_input_size is not None else min_input_size,
             fixed_input_size=fixed_input_size,
             description=description,
+            dense=dense,
         )
         return builder
 

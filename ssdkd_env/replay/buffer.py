@@ -182,7 +182,8 @@ class ReplayBuffer(BaseMemory):
     def stats(self) -> dict[str, torch.Tensor | float]:
         """Statistics for observations and logs, computed in a few tensor operations.
 
-        The class statistics count samples by their teacher-predicted class.
+        The class statistics count samples by their teacher-predicted class (dense samples by
+        their pixel share of each class).
         """
         k = self.num_classes
         if self.size == 0:
@@ -190,10 +191,9 @@ class ReplayBuffer(BaseMemory):
             names = ("priority_mean", "priority_std", "priority_max", "age_mean", "class_entropy", "teacher_confidence")
             return {"buffer_fill": 0.0, "class_share": zeros, "class_priority": zeros, **dict.fromkeys(names, 0.0)}
         prio = self.priorities[: self.size]
-        classes = self.predicted_classes()
-        counts = torch.bincount(classes, minlength=k).float()
-        share = counts / self.size
-        class_prio = torch.zeros(k, device=self.device).index_add_(0, classes, prio) / counts.clamp_min(1)
+        logits = self.teacher_logits[: self.size]
+        share = self.kind.class_histogram(logits, k).float() / self.size
+        class_prio = self.kind.class_mean(logits, prio, k)
         nonzero = share[share > 0]
         ages = (self.round - self.birth_round[: self.size]).float()
         return {
@@ -205,7 +205,7 @@ class ReplayBuffer(BaseMemory):
             "priority_max": float(prio.max()),
             "age_mean": float(ages.mean()),
             "class_entropy": float(-(nonzero * nonzero.log()).sum()) / math.log(k),
-            "teacher_confidence": float(self.kind.confidence(self.teacher_logits[: self.size]).mean()),
+            "teacher_confidence": float(self.kind.confidence(logits).mean()),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -254,7 +254,13 @@ class GrowingPool(ReplayBuffer):
 
 def _buffer_args(ctx: RunContext) -> dict[str, Any]:
     task = ctx.task
-    return {"image_shape": task.input_shape, "num_classes": task.num_classes, "device": ctx.device, "kind": ctx.kind}
+    return {
+        "image_shape": task.input_shape,
+        "num_classes": task.num_classes,
+        "device": ctx.device,
+        "kind": ctx.kind,
+        "output_shape": ctx.kind.output_shape(task.num_classes, task.input_shape),
+    }
 
 
 MEMORIES.add("replay", ReplayBuffer)

@@ -7,6 +7,7 @@ from ssdkd_env.reporting.plots import (
     save_curves,
     save_sample_diagnostics,
     save_sample_grid,
+    save_segmentation_grid,
     save_time_to_accuracy,
 )
 from ssdkd_env.reporting.runlog import RunLog, peak_memory_mb
@@ -20,5 +21,6 @@ __all__ = [
     "save_curves",
     "save_sample_diagnostics",
     "save_sample_grid",
+    "save_segmentation_grid",
     "save_time_to_accuracy",
 ]

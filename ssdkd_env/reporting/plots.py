@@ -58,6 +58,38 @@ def save_sample_grid(
     save_image(pixels, str(path), nrow=nrow, padding=2, pad_value=1.0)
 
 
+def colour_masks(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class maps ``[N, H, W]`` as RGB images ``[N, 3, H, W]`` in [0, 1] (matplotlib's tab20
+    colours; black for an ignored or out-of-range pixel)."""
+    from matplotlib import colormaps
+
+    palette = torch.tensor([colormaps["tab20"](i % 20)[:3] for i in range(num_classes)], dtype=torch.float32)
+    palette = torch.cat([palette, torch.zeros(1, 3)])  # the last entry: no class
+    index = torch.where((masks >= 0) & (masks < num_classes), masks, torch.full_like(masks, num_classes))
+    return palette[index.cpu()].permute(0, 3, 1, 2)
+
+
+def save_segmentation_grid(
+    path: Path,
+    images: torch.Tensor,
+    masks: Mapping[str, torch.Tensor],
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> None:
+    """Write a PNG with one row per image: the input, then each named class map ``[N, H, W]``
+    (for example the ground truth, the teacher's and the student's predictions) in that order.
+    Small images are upscaled (nearest) so that a 32-pixel side shows at least 96 pixels."""
+    columns = [denormalize(images.float(), mean, std).cpu()]
+    columns += [colour_masks(m.cpu(), num_classes) for m in masks.values()]
+    tiles = torch.stack(columns, 1).flatten(0, 1)  # row-major: image, mask, mask, ...
+    upscale = max(1, 96 // min(images.shape[-2:]))
+    if upscale > 1:
+        tiles = torch.nn.functional.interpolate(tiles, scale_factor=upscale, mode="nearest")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(tiles, str(path), nrow=len(columns), padding=2, pad_value=1.0)
+
+
 def save_curves(
     path: Path,
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
@@ -129,9 +161,13 @@ def read_accuracy_curve(metrics_csv: Path) -> tuple[list[float], list[float]]:
 
 
 def save_time_to_accuracy(
-    path: Path, curves: Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]], title: str
+    path: Path,
+    curves: Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]],
+    title: str,
+    ylabel: str = "student test accuracy",
 ) -> None:
-    """Test accuracy against wall time (minutes): one colour per method, one line per seed."""
+    """Test accuracy (or the task's metric) against wall time (minutes): one colour per method,
+    one line per seed."""
     fig = Figure(figsize=(6.4, 4.0), dpi=110)
     ax = fig.add_subplot()
     for colour, (method, runs) in enumerate(curves.items()):
@@ -139,5 +175,5 @@ def save_time_to_accuracy(
             minutes = [t / 60 for t in times]
             ax.plot(minutes, accs, color=f"C{colour}", alpha=0.8, label=method if i == 0 else None)
     ax.set_xlabel("wall time (min)")
-    ax.set_ylabel("student test accuracy")
+    ax.set_ylabel(ylabel)
     _finish(fig, ax, title, path)

@@ -31,6 +31,7 @@ from ssdkd_env.models import Generator
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
+from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from ssdkd_env.engine.context import RunContext
@@ -64,8 +65,10 @@ def generator_objective(mean_discrepancy: torch.Tensor, objective: GeneratorObje
 
 
 def class_balance(teacher_logits: torch.Tensor) -> torch.Tensor:
-    """``log K - H(mean_i p_T(x_i))``: 0 when the batch's predictions cover the K classes evenly."""
-    mean_p = F.softmax(teacher_logits, dim=1).mean(0)
+    """``log K - H(mean_i p_T(x_i))``: 0 when the batch's predictions cover the K classes evenly
+    (for dense outputs the mean runs over every pixel of the batch)."""
+    probs = F.softmax(teacher_logits, dim=1)
+    mean_p = probs.mean(0) if probs.dim() == 2 else probs.transpose(0, 1).flatten(1).mean(1)
     return math.log(teacher_logits.shape[1]) + (mean_p * mean_p.clamp_min(1e-12).log()).sum()
 
 
@@ -82,9 +85,12 @@ class AdversarialGenerator(BaseSynthesizer):
         device_rng: torch.Generator,
         precision: Precision = "auto",
         channels_last: bool = False,
+        kind: TaskKind | None = None,
     ) -> None:
-        """``init_rng`` draws the generator's initial weights, ``device_rng`` every latent."""
+        """``init_rng`` draws the generator's initial weights, ``device_rng`` every latent; ``kind``
+        reads the teacher's outputs (default classification)."""
         self.teacher, self.config, self.device = teacher, config, device
+        self.kind = kind or TASK_KINDS.get("classification")
         self.device_rng, self.precision, self.channels_last = device_rng, precision, channels_last
         self.generator = module_layout(
             seeded(lambda: Generator(config.nz, img_shape, config.ngf, "tanh_bn"), init_rng).to(device), channels_last
@@ -110,6 +116,7 @@ class AdversarialGenerator(BaseSynthesizer):
             ctx.device_rng,
             cfg.precision,
             cfg.channels_last,
+            ctx.kind,
         )
 
     def _images(self, n: int) -> torch.Tensor:
@@ -123,7 +130,8 @@ class AdversarialGenerator(BaseSynthesizer):
         with torch.no_grad(), autocast_for(self.device, self.precision):
             images = self._images(request.n)
             t_logits = self.teacher(images).float()
-        return SynthesisResult(images=images.float(), targets=t_logits.argmax(1), teacher_logits=t_logits, losses={})
+        targets = self.kind.predicted_classes(t_logits)
+        return SynthesisResult(images=images.float(), targets=targets, teacher_logits=t_logits, losses={})
 
     def adversarial_step(
         self,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from ssdkd_env.losses import focal_cross_entropy
+
+__all__ = ["diversity_class_probs", "draw_targets", "focal_cross_entropy"]
 
 
 def diversity_class_probs(class_counts: torch.Tensor, strength: float) -> torch.Tensor:
@@ -32,16 +35,3 @@ def draw_targets(probs: torch.Tensor, n: int, generator: torch.Generator | None 
         counts[extra] += 1
     targets = torch.repeat_interleave(torch.arange(probs.numel()), counts)
     return targets[torch.randperm(n, generator=generator)].to(probs.device)
-
-
-def focal_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Cross-entropy weighted per sample by ``(1 - p(y|x))^gamma`` (``gamma = 0``: plain CE).
-
-    The weight is detached, so confident samples stop pulling the generator towards even
-    more confident, easier images: inversion keeps producing samples the teacher is less sure of.
-    """
-    ce = F.cross_entropy(logits, targets, reduction="none")
-    if gamma <= 0:
-        return ce.mean()
-    p_true = torch.exp(-ce.detach())
-    return ((1 - p_true).pow(gamma) * ce).mean()

@@ -34,8 +34,9 @@ from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import jensen_shannon
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
-from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
+from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets
 from ssdkd_env.synthesis.synthesizer import _frozen, total_variation
+from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from ssdkd_env.engine.context import RunContext
@@ -82,10 +83,13 @@ class PixelInversion(BaseSynthesizer):
         device_rng: torch.Generator,
         precision: Precision = "auto",
         channels_last: bool = False,
+        kind: TaskKind | None = None,
     ) -> None:
         """``rng`` draws targets and the initial noise (on the CPU); ``device_rng`` the jitter and
-        flips of every step. Forward passes run at ``precision``, the losses in fp32."""
+        flips of every step. Forward passes run at ``precision``, the losses in fp32; ``kind``
+        reads the teacher's outputs (default classification)."""
         self.teacher, self.student, self.img_shape = teacher, student, img_shape
+        self.kind = kind or TASK_KINDS.get("classification")
         self.config, self.device, self.rng, self.device_rng = config, device, rng, device_rng
         self.precision, self.channels_last = precision, channels_last
         m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
@@ -107,6 +111,7 @@ class PixelInversion(BaseSynthesizer):
             ctx.device_rng,
             cfg.precision,
             cfg.channels_last,
+            ctx.kind,
         )
 
     def weights(self) -> dict[str, float]:
@@ -151,7 +156,7 @@ class PixelInversion(BaseSynthesizer):
         no_student = torch.zeros((), device=self.device)
         terms = {
             "bn": bn_loss.value().to(self.device),
-            "oh": focal_cross_entropy(t_logits, targets, difficulty),
+            "oh": self.kind.target_loss(t_logits, targets, difficulty),
             "tv_l1": total_variation(x),
             "tv_l2": total_variation_l2(x),
             "l2": x.flatten(1).norm(dim=1).mean(),

@@ -27,7 +27,8 @@ from ssdkd_env.models import Generator
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss, MomentumBuffer
-from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
+from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets
+from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from ssdkd_env.engine.context import RunContext
@@ -94,11 +95,14 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         device_rng: torch.Generator | None = None,
         precision: Precision = "auto",
         channels_last: bool = False,
+        kind: TaskKind | None = None,
     ) -> None:
         """``rng`` draws targets and latents; ``init_rng`` the generators' initial weights;
         ``device_rng`` (default ``rng``) the augmentation of every step. Forward passes run at
-        ``precision``, the losses in fp32; ``channels_last`` is the layout of generators and images."""
+        ``precision``, the losses in fp32; ``channels_last`` is the layout of generators and images;
+        ``kind`` reads the teacher's outputs (default classification; its class loss is phi's)."""
         self.teacher, self.student = teacher, student
+        self.kind = kind or TASK_KINDS.get("classification")
         self.num_classes = num_classes
         self.config = config
         self.device = device
@@ -140,6 +144,7 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             ctx.device_rng,
             ctx.config.precision,
             ctx.config.channels_last,
+            ctx.kind,
         )
 
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
@@ -168,7 +173,7 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
                     t_logits = self.teacher(seen).float()
                     s_logits = None if student is None else student(seen).float()
                 loss_bn = self.bn_loss.value()
-                loss_oh = focal_cross_entropy(t_logits, targets, difficulty_gamma)
+                loss_oh = self.kind.target_loss(t_logits, targets, difficulty_gamma)
                 loss_adv = torch.zeros((), device=self.device)
                 if s_logits is not None:
                     agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()

@@ -2,6 +2,8 @@
 
 Every loader returns a :class:`LabeledImages` with ``uint8`` images of shape [N, C, H, W]
 already at the task's input size, so training and evaluation batch straight from tensors.
+Labels are one class per image ``[N]`` (classification) or one per pixel ``[N, H, W]``
+(segmentation, with :data:`IGNORE_INDEX` where a pixel has no label).
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import torch.nn.functional as F
 
 from ssdkd_env.errors import UserError
 
+IGNORE_INDEX = 255
+"""The label of a pixel without a class (CamVid's "unlabelled"): ignored by losses and metrics."""
+
 
 @dataclass
 class LabeledImages:
-    """Images as ``uint8`` [N, C, H, W] and integer labels [N]."""
+    """Images as ``uint8`` [N, C, H, W] and integer labels [N] (one class per image) or
+    [N, H, W] (one class per pixel, :data:`IGNORE_INDEX` for none)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -27,9 +33,15 @@ class LabeledImages:
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError("images must be a uint8 tensor of shape [N, C, H, W]")
-        if self.labels.shape != (self.images.shape[0],):
-            raise ValueError("labels must have shape [N]")
+        n, _, h, w = self.images.shape
+        if self.labels.shape not in ((n,), (n, h, w)):
+            raise ValueError(f"labels must have shape [N] or [N, H, W] = {[n, h, w]}, got {list(self.labels.shape)}")
         self.labels = self.labels.long()
+
+    @property
+    def dense(self) -> bool:
+        """Whether the labels are per pixel."""
+        return self.labels.ndim == 3
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

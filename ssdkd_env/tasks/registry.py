@@ -194,3 +194,116 @@ register_task(
         description="CIFAR-100, 32x32 RGB (torchvision python batches)",
     )
 )
+
+
+# ----------------------------------------------------------------- segmentation (task kind "segmentation")
+SHAPES_TRAIN, SHAPES_TEST, SHAPES_SIZE = 2000, 500, 32
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _shapes_loader(data_root: str | Path | None, train: bool, download: bool) -> LabeledImages:
+    from ssdkd_env.tasks.segmentation_data import make_shapes
+
+    return make_shapes(SHAPES_TRAIN if train else SHAPES_TEST, SHAPES_SIZE, seed=0 if train else 1)
+
+
+def _camvid_loader(data_root: str | Path | None, train: bool, download: bool) -> LabeledImages:
+    from ssdkd_env.tasks.segmentation_data import load_camvid_split
+
+    return load_camvid_split(data_root, train)
+
+
+def _nyuv2_loader(height: int, width: int) -> Loader:
+    def load(data_root: str | Path | None, train: bool, download: bool) -> LabeledImages:
+        from ssdkd_env.tasks.segmentation_data import load_nyuv2_split
+
+        return load_nyuv2_split(data_root, train, (height, width))
+
+    return load
+
+
+register_task(
+    TaskSpec(
+        name="shapes",
+        num_classes=5,
+        input_shape=(3, SHAPES_SIZE, SHAPES_SIZE),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.29, 0.29, 0.29),
+        teacher_arch="unet_s",
+        student_arch="unet_xs",
+        loader=_shapes_loader,
+        recipe=TeacherRecipe(
+            epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-4, optimizer="adam", max_shift=2, hflip=True
+        ),
+        needs_data_root=False,
+        description="procedural segmentation: discs, squares, triangles and rings on textured backgrounds, 32x32 "
+        "(generated, no download; 5 classes with background)",
+        kind="segmentation",
+    )
+)
+CAMVID = register_task(
+    TaskSpec(
+        name="camvid",
+        num_classes=11,
+        input_shape=(3, 180, 240),
+        mean=_IMAGENET_MEAN,
+        std=_IMAGENET_STD,
+        teacher_arch="deeplabv3_resnet50",
+        student_arch="deeplabv3_mobilenetv2",
+        loader=_camvid_loader,
+        recipe=TeacherRecipe(epochs=200, batch_size=16, lr=0.01, weight_decay=1e-4, max_shift=16, hflip=True),
+        needs_data_root=True,
+        description="CamVid road scenes at 240x180, 11 classes (SegNet layout: CamVid/{train,test}{,annot}/)",
+        kind="segmentation",
+        cpu_variant="camvid-cpu",
+        scale_note="DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2: days on 2 CPU cores",
+    )
+)
+register_task(  # the same data, normalisation and loader; a U-Net pair and schedule that fit 2 CPU cores
+    dataclasses.replace(
+        CAMVID,
+        name="camvid-cpu",
+        teacher_arch="unet_s",
+        student_arch="unet_xs",
+        recipe=TeacherRecipe(
+            epochs=40, batch_size=8, lr=3e-3, weight_decay=1e-4, optimizer="adam", max_shift=16, hflip=True
+        ),
+        description="CamVid at CPU scale: the same data with a small U-Net pair that fits 2 CPU cores",
+        cpu_variant=None,
+        scale_note="a teacher of about an hour and students of minutes on 2 CPU cores",
+    )
+)
+NYUV2 = register_task(
+    TaskSpec(
+        name="nyuv2",
+        num_classes=13,
+        input_shape=(3, 240, 320),
+        mean=_IMAGENET_MEAN,
+        std=_IMAGENET_STD,
+        teacher_arch="deeplabv3_resnet50",
+        student_arch="deeplabv3_mobilenetv2",
+        loader=_nyuv2_loader(240, 320),
+        recipe=TeacherRecipe(epochs=200, batch_size=16, lr=0.01, weight_decay=1e-4, max_shift=16, hflip=True),
+        needs_data_root=True,
+        description="NYUv2 indoor scenes, 13 classes, resized to 320x240 (preprocessed layout: NYUv2/{image,seg13}/)",
+        kind="segmentation",
+        cpu_variant="nyuv2-cpu",
+        scale_note="DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2: days on 2 CPU cores",
+    )
+)
+register_task(
+    dataclasses.replace(
+        NYUV2,
+        name="nyuv2-cpu",
+        input_shape=(3, 120, 160),
+        teacher_arch="unet_s",
+        student_arch="unet_xs",
+        loader=_nyuv2_loader(120, 160),
+        recipe=TeacherRecipe(
+            epochs=60, batch_size=8, lr=3e-3, weight_decay=1e-4, optimizer="adam", max_shift=8, hflip=True
+        ),
+        description="NYUv2 at CPU scale: 160x120 and a small U-Net pair",
+        cpu_variant=None,
+        scale_note="a teacher of about an hour on 2 CPU cores",
+    )
+)
