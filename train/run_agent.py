@@ -54,6 +54,7 @@ from ssdkd_env.env.evaluation import env_config_from_cli, episode_defaults, make
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.reporting import save_curves
 from ssdkd_env.tasks import get_task
+from ssdkd_env.tasks.kinds import TASK_KINDS
 
 EVAL_SEED_BASE = 100_000  # evaluation episodes use seeds never seen in training
 ENV_CONFIG_FILE = "env_config.yaml"
@@ -300,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "agent": agent_name,
         "task": task.name,
+        "metric": TASK_KINDS.get(task.kind).metric,  # what student_acc measures: accuracy, or miou
         "total_steps": agent.num_steps,
         "wall_time_s": round(wall, 2),
         "rounds_per_episode": config.engine.rounds,
@@ -321,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(out, summary)
     best = summary["policies"][agent_name]
     print(
-        f"{agent_name} on {task.name}: student_acc={fmt(best['student_acc'])} "
+        f"{agent_name} on {task.name}: student_{summary['metric']}={fmt(best['student_acc'])} "
         f"probe_agreement={fmt(best['probe_agreement'])} in {wall:.0f}s -> {out}"
     )
     return 0
@@ -353,7 +355,8 @@ def fmt(stats: dict[str, float | None]) -> str:
 
 
 def write_outputs(out: Path, summary: dict[str, Any]) -> None:
-    lines = ["| policy | student acc | probe agreement | return |", "|---|---:|---:|---:|"]
+    metric = "acc" if summary["metric"] == "accuracy" else summary["metric"]
+    lines = [f"| policy | student {metric} | probe agreement | return |", "|---|---:|---:|---:|"]
     for name, res in summary["policies"].items():
         lines.append(f"| {name} | {fmt(res['student_acc'])} | {fmt(res['probe_agreement'])} | {fmt(res['return'])} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -362,11 +365,11 @@ def write_outputs(out: Path, summary: dict[str, Any]) -> None:
         series = {"episode return": ([c["step"] for c in curve], [c["episode_return"] for c in curve])}
         accs = [(c["step"], c["test_acc"]) for c in curve if c.get("test_acc") is not None]
         if accs:
-            series["final test accuracy"] = ([a[0] for a in accs], [a[1] for a in accs])
+            series[f"final test {summary['metric']}"] = ([a[0] for a in accs], [a[1] for a in accs])
         save_curves(out / "learning_curve.png", series, "environment step", f"{summary['agent']}: learning", ylim=None)
     series = {}
     for name, res in summary["policies"].items():
-        for key, label in (("test_acc", "accuracy"), ("probe_agreement", "agreement")):
+        for key, label in (("test_acc", summary["metric"]), ("probe_agreement", "agreement")):
             per_round = [[r[key] for r in ep["rounds"]] for ep in res["episodes"]]
             if per_round and all(v is not None for row in per_round for v in row):
                 mean = np.mean(np.array(per_round, dtype=float), axis=0)

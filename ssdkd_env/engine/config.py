@@ -172,16 +172,16 @@ _CIFAR_CPU_DEFAULTS: dict[str, Any] = {
     "pixel.flip": True,
 }
 
-# Segmentation at CPU scale (U-Net pairs): the generator inverts whole scenes, so it takes more steps a
-# round than on 32x32 classes; images are shifted and flipped where the generator's losses see them and
-# where the student replays them (masks move with the pixels: the teacher relabels them). The probe is
-# small because a dense sample's outputs are K x H x W. Measured in BENCHMARKS.md ("Segmentation").
+# Segmentation at CPU scale (U-Net pairs): two generator steps a round (Fast2's; five gave lower student
+# mIoU on shapes at equal rounds, BENCHMARKS.md "Segmentation"); images are shifted and flipped where the
+# generator's losses see them and where the student replays them (masks move with the pixels: the teacher
+# relabels them); DFAD's -log(1 + D) generator loss. The probe is small: a dense sample's outputs are K x H x W.
 _SEGMENTATION_CPU_DEFAULTS: dict[str, Any] = {
     "probe_size": 64,
     "probe_rounds": 2,
     "synthesis.nz": 128,
     "synthesis.ngf": 32,
-    "synthesis.g_steps": 5,
+    "synthesis.g_steps": 2,
     "synthesis.augment_shift": 2,
     "synthesis.augment_flip": True,
     "adversarial.nz": 128,

@@ -173,7 +173,7 @@ register_task(  # the same data, normalisation and loader; a pair and schedule t
         name="cifar10-cpu",
         teacher_arch="wrn16_1",
         student_arch="wrn16_1",
-        recipe=TeacherRecipe(epochs=15, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True),
+        recipe=TeacherRecipe(epochs=25, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True),
         description="CIFAR-10 at CPU scale: the same data with a pair and schedule that fit 2 CPU cores",
         cpu_variant=None,
         scale_note="about 10 to 20 minutes a run on 2 CPU cores, after a teacher of 20 to 60 minutes",

@@ -32,7 +32,7 @@ otherwise (NYUv2 leaves many pixels unlabelled, so a whole split without any is 
 Either way the result has classes 0..12 (:data:`NYUV2_CLASSES`) and 255 for unlabelled; any
 other value (a ``seg40`` folder, say) is an error.
 
-**Shapes** (:func:`make_shapes`) needs no download: textured backgrounds with one to three
+**Shapes** (:func:`make_shapes`) needs no download: textured backgrounds with two to four
 discs, squares, triangles and rings, labelled per pixel by geometry alone.
 """
 
