@@ -25,3 +25,13 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("SSDKD_ENV_CACHE", None)
     else:
         os.environ["SSDKD_ENV_CACHE"] = previous
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Torch on one thread for a module of tiny networks (they run fastest without OpenMP
+    contention); use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

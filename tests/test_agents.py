@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,7 @@ TINY_HYPER: dict[str, dict[str, Any]] = {
 REPORT_LOSSES = {"reinforce", "ppo", "a2c", "dqn", "sac", "td3"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """The tiny networks here run fastest on one thread (no OpenMP contention)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: fastest on one thread (conftest.py)
 
 
 @pytest.fixture(scope="module")

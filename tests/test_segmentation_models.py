@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,13 +17,7 @@ SIZES = ((36, 44), (32, 32))
 NUM_CLASSES = 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """The small inputs here run fastest on one thread (no OpenMP contention), as in test_agents.py."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: fastest on one thread (conftest.py)
 
 
 def seed(value: int = 0) -> torch.Generator:
