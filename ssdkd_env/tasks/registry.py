@@ -199,6 +199,11 @@ register_task(
 # ----------------------------------------------------------------- segmentation (task kind "segmentation")
 SHAPES_TRAIN, SHAPES_TEST, SHAPES_SIZE = 2000, 500, 32
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+_DEEPLAB_RECIPE = TeacherRecipe(epochs=200, batch_size=16, lr=0.01, weight_decay=1e-4, max_shift=16, hflip=True)
+# the U-Net teacher of a scene at CPU scale: 40 epochs of Adam (BENCHMARKS.md, "CamVid at 240x180")
+_UNET_SCENE_RECIPE = TeacherRecipe(
+    epochs=40, batch_size=8, lr=3e-3, weight_decay=1e-4, optimizer="adam", max_shift=16, hflip=True
+)
 
 
 def _shapes_loader(data_root: str | Path | None, train: bool, download: bool) -> LabeledImages:
@@ -251,7 +256,7 @@ CAMVID = register_task(
         teacher_arch="deeplabv3_resnet50",
         student_arch="deeplabv3_mobilenetv2",
         loader=_camvid_loader,
-        recipe=TeacherRecipe(epochs=200, batch_size=16, lr=0.01, weight_decay=1e-4, max_shift=16, hflip=True),
+        recipe=_DEEPLAB_RECIPE,
         needs_data_root=True,
         description="CamVid road scenes at 240x180, 11 classes (SegNet layout: CamVid/{train,test}{,annot}/)",
         kind="segmentation",
@@ -265,12 +270,10 @@ register_task(  # the same data, normalisation and loader; a U-Net pair and sche
         name="camvid-cpu",
         teacher_arch="unet_s",
         student_arch="unet_xs",
-        recipe=TeacherRecipe(
-            epochs=40, batch_size=8, lr=3e-3, weight_decay=1e-4, optimizer="adam", max_shift=16, hflip=True
-        ),
+        recipe=_UNET_SCENE_RECIPE,
         description="CamVid at CPU scale: the same data with a small U-Net pair that fits 2 CPU cores",
         cpu_variant=None,
-        scale_note="a teacher of about an hour and students of minutes on 2 CPU cores",
+        scale_note="a teacher of about 40 minutes (projected) and students of about 46 minutes a run on 2 CPU cores",
     )
 )
 NYUV2 = register_task(
@@ -283,7 +286,7 @@ NYUV2 = register_task(
         teacher_arch="deeplabv3_resnet50",
         student_arch="deeplabv3_mobilenetv2",
         loader=_nyuv2_loader(240, 320),
-        recipe=TeacherRecipe(epochs=200, batch_size=16, lr=0.01, weight_decay=1e-4, max_shift=16, hflip=True),
+        recipe=_DEEPLAB_RECIPE,
         needs_data_root=True,
         description="NYUv2 indoor scenes, 13 classes, resized to 320x240 (preprocessed layout: NYUv2/{image,seg13}/)",
         kind="segmentation",
@@ -299,9 +302,7 @@ register_task(
         teacher_arch="unet_s",
         student_arch="unet_xs",
         loader=_nyuv2_loader(120, 160),
-        recipe=TeacherRecipe(
-            epochs=60, batch_size=8, lr=3e-3, weight_decay=1e-4, optimizer="adam", max_shift=8, hflip=True
-        ),
+        recipe=dataclasses.replace(_UNET_SCENE_RECIPE, epochs=60, max_shift=8),  # smaller images: smaller shifts
         description="NYUv2 at CPU scale: 160x120 and a small U-Net pair",
         cpu_variant=None,
         scale_note="a teacher of about an hour on 2 CPU cores",
