@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_shrink, random_translate
+from ssdkd_env.common.images import (
+    random_affine,
+    random_color,
+    random_hflip,
+    random_mixup,
+    random_shrink,
+    random_translate,
+)
 
 
 def _one_hot_images(n: int) -> torch.Tensor:
@@ -98,3 +105,26 @@ def test_shrink_puts_a_smaller_copy_inside_the_frame_on_the_darkest_value() -> N
     centres = torch.zeros(n).index_add_(0, bright.amax(2).nonzero()[:, 0], rows) / bright.amax(2).sum(1)
     assert float(centres.std()) > 1.0  # placed at varying positions
     assert random_shrink(x, 0.0) is x
+
+
+def test_color_shuffles_channels_and_moves_each_by_a_bounded_gain_and_offset() -> None:
+    n, strength = 600, 0.2
+    x = torch.randn(1, 3, 4, 4).repeat(n, 1, 1, 1)  # one image, many recolourings
+    out = random_color(x, strength, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    # each output channel is an affine map of exactly one input channel: fit it by least squares
+    design = torch.stack([x[0].flatten(1), torch.ones(3, 16)], -1)  # [C_in, 16, 2]
+    orders = []
+    for image in out[:50]:
+        fits = [torch.linalg.lstsq(design, channel.flatten().expand(3, 16)[..., None]) for channel in image]
+        residuals = torch.stack(
+            [(design @ fit.solution).squeeze(-1) - channel.flatten() for fit, channel in zip(fits, image, strict=True)]
+        )
+        source = residuals.abs().amax(-1).argmin(-1)  # [C_out]: the input channel each came from
+        assert sorted(source.tolist()) == [0, 1, 2]  # a permutation
+        for c_out, c_in in enumerate(source.tolist()):
+            gain, offset = fits[c_out].solution[c_in].squeeze(-1)
+            assert abs(float(gain) - 1) <= strength + 1e-4 and abs(float(offset)) <= strength + 1e-4
+        orders.append(tuple(source.tolist()))
+    assert len(set(orders)) == 6  # every order of three channels occurs
+    assert torch.equal(random_color(x, 0.0), x)

@@ -100,6 +100,24 @@ def random_mixup(x: torch.Tensor, fraction: float, generator: torch.Generator | 
     return lam * x + (1 - lam) * x[partner]
 
 
+def random_color(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Recolour each image: its channels in a random order, then each channel scaled by a gain in
+    ``[1 - strength, 1 + strength]`` and moved by an offset in ``[-strength, strength]`` (in the
+    units of the normalised image), all drawn per image, in one gather and one fused multiply-add.
+
+    Meant for tasks whose classes do not depend on colour (the caller relabels the result): a
+    generator that settles on one palette then still shows the student every colour."""
+    if strength <= 0:
+        return x
+    b, c = x.shape[:2]
+    draw = _draw_device(generator)
+    order = torch.rand(b, c, generator=generator, device=draw).argsort(dim=1).to(x.device)
+    shuffled = x.gather(1, order[:, :, None, None].expand_as(x))
+    gain = 1 + (torch.rand(b, c, 1, 1, generator=generator, device=draw) * 2 - 1) * strength
+    offset = (torch.rand(b, c, 1, 1, generator=generator, device=draw) * 2 - 1) * strength
+    return torch.addcmul(offset.to(x.device, x.dtype), shuffled, gain.to(x.device, x.dtype))
+
+
 @torch.no_grad()
 def predict_logits(
     model: nn.Module, x: torch.Tensor, batch_size: int = 1024, precision: Precision = "fp32"

@@ -10,7 +10,14 @@ import torch
 import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ssdkd_env.common.images import random_affine, random_hflip, random_mixup, random_shrink, random_translate
+from ssdkd_env.common.images import (
+    random_affine,
+    random_color,
+    random_hflip,
+    random_mixup,
+    random_shrink,
+    random_translate,
+)
 from ssdkd_env.common.precision import Precision, autocast_for, to_layout
 from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import KD_LOSSES
@@ -34,6 +41,7 @@ class DistillerConfig(Validated):
     augment_scale: float = spec(0.0, ge=0, lt=1)  # random rescaling of replayed samples by a factor in [1 - s, 1 + s]
     augment_shrink: float = spec(0.0, ge=0, le=1)  # > 0: shrink by a factor in [s, 1] onto the darkest value
     augment_mixup: float = spec(0.0, ge=0, le=1)  # share of each batch blended with another sample, relabelled
+    augment_color: float = spec(0.0, ge=0, le=1)  # > 0: channels shuffled, per-channel gain/offset of this strength
     ema_decay: float = spec(0.0, ge=0, lt=1)  # > 0: the run delivers an EMA of the student's weights
 
     @property
@@ -45,6 +53,7 @@ class DistillerConfig(Validated):
             or self.augment_scale > 0
             or self.augment_mixup > 0
             or self.augment_shrink > 0
+            or self.augment_color > 0
         )
 
 
@@ -140,6 +149,7 @@ class Distiller:
             images = random_shrink(images, cfg.augment_shrink, self.rng)
             if cfg.augment_flip:
                 images = random_hflip(images, self.rng)
+            images = random_color(images, cfg.augment_color, self.rng)
             images = random_mixup(images, cfg.augment_mixup, self.rng)
         images = to_layout(images, self.channels_last)
         with autocast_for(self.device, self.precision):

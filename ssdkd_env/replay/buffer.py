@@ -192,8 +192,8 @@ class ReplayBuffer(BaseMemory):
             return {"buffer_fill": 0.0, "class_share": zeros, "class_priority": zeros, **dict.fromkeys(names, 0.0)}
         prio = self.priorities[: self.size]
         logits = self.teacher_logits[: self.size]
-        share = self.kind.class_histogram(logits, k).float() / self.size
-        class_prio = self.kind.class_mean(logits, prio, k)
+        histogram, class_prio = self.kind.class_statistics(logits, prio, k)
+        share = histogram.float() / self.size
         nonzero = share[share > 0]
         ages = (self.round - self.birth_round[: self.size]).float()
         return {

@@ -54,6 +54,13 @@ class TaskKind(ABC):
         """Mean ``[K]`` of per-sample ``values`` ``[N]`` over the samples of each predicted class
         (dense samples weighted by their pixel share of the class; 0 for an empty class)."""
 
+    def class_statistics(
+        self, teacher_out: torch.Tensor, values: torch.Tensor, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``class_histogram`` and ``class_mean`` together, reading the outputs once where a
+        kind can (dense outputs)."""
+        return self.class_histogram(teacher_out, num_classes), self.class_mean(teacher_out, values, num_classes)
+
     @abstractmethod
     def predicted_classes(self, teacher_out: torch.Tensor) -> torch.Tensor:
         """One representative class ``[N]`` per sample."""
@@ -152,8 +159,14 @@ class Segmentation(TaskKind):
         return pixel_class_shares(teacher_out).sum(0)
 
     def class_mean(self, teacher_out: torch.Tensor, values: torch.Tensor, num_classes: int) -> torch.Tensor:
+        return self.class_statistics(teacher_out, values, num_classes)[1]
+
+    def class_statistics(
+        self, teacher_out: torch.Tensor, values: torch.Tensor, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         shares = pixel_class_shares(teacher_out)
-        return (shares * values.float()[:, None]).sum(0) / shares.sum(0).clamp_min(1e-6)
+        histogram = shares.sum(0)
+        return histogram, (shares * values.float()[:, None]).sum(0) / histogram.clamp_min(1e-6)
 
     def predicted_classes(self, teacher_out: torch.Tensor) -> torch.Tensor:
         """The class covering most of each sample's pixels."""
