@@ -78,6 +78,8 @@ def test_kind_reads_pixel_shares() -> None:
     # class means weight each sample by its pixel share of the class
     mean = SEG.class_mean(logits, torch.tensor([2.0, 4.0]), 3)
     assert torch.allclose(mean, torch.tensor([2.0, 4.0, 2.0]))
+    histogram, together = SEG.class_statistics(logits, torch.tensor([2.0, 4.0]), 3)  # one read of the shares
+    assert torch.allclose(histogram, torch.tensor([0.75, 1.0, 0.25])) and torch.allclose(together, mean)
     student = logits.clone()
     student[0, :, 0, 0] = torch.tensor([0.0, 9.0, 0.0])  # one pixel of 16 disagrees
     assert torch.allclose(SEG.agreement(student, logits), torch.tensor([15 / 16, 1.0]))
