@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents.common.actions import action_mode_of
 from agents.common.io import META_FILE, atomic_folder, read_meta
@@ -36,7 +37,7 @@ class Agent(ABC):
     action_modes: ClassVar[tuple[str, ...]] = ACTION_MODES
     defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
+    def __init__(self, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         mode = action_mode_of(env)
         if mode not in self.action_modes:
             raise UserError(
@@ -49,15 +50,14 @@ class Agent(ABC):
                 f"unknown hyper-parameters for agent '{self.name}': {', '.join(sorted(unknown))}; "
                 f"valid: {', '.join(sorted(self.hyper_names())) or 'none'}"
             )
-        self.env = env
+        self.env: Any = env  # a VecEnv only for the agents that accept one (SB3); SteppingAgent narrows it
         self.seed = int(seed)
         self.device = device
         self.action_mode = mode
         self.hyper: dict[str, Any] = {**self.defaults, **hyper}
         self.num_steps = 0  # environment steps learned so far
         self.num_episodes = 0  # episodes completed while learning
-        self._episode_return = 0.0
-        self._episode_length = 0
+        self._open_episodes: dict[int, tuple[float, int]] = {}  # per environment of a vector: return, length
 
     @classmethod
     def hyper_names(cls) -> set[str]:
@@ -103,7 +103,7 @@ class Agent(ABC):
             self._save_state(tmp)
 
     @classmethod
-    def load(cls, path: Path, env: gym.Env, device: str = "cpu") -> Agent:
+    def load(cls, path: Path, env: gym.Env | VecEnv, device: str = "cpu") -> Agent:
         """Rebuild an agent saved by :meth:`save` on ``env`` (see also :func:`agents.load_agent`)."""
         path = Path(path)
         meta = read_meta(path)
@@ -118,17 +118,22 @@ class Agent(ABC):
         agent._load_state(path)
         return agent
 
-    def _track_step(self, reward: float, done: bool, info: dict[str, Any], losses: dict[str, float]) -> dict[str, Any]:
-        """Count one learning step and build its callback record."""
+    def _track_step(
+        self, reward: float, done: bool, info: dict[str, Any], losses: dict[str, float], env_index: int = 0
+    ) -> dict[str, Any]:
+        """Count one learning step (of environment ``env_index`` of a vector) and build its callback record."""
         self.num_steps += 1
-        self._episode_return += reward
-        self._episode_length += 1
+        episode_return, episode_length = self._open_episodes.get(env_index, (0.0, 0))
+        episode_return, episode_length = episode_return + reward, episode_length + 1
         record = {**info, "step": self.num_steps, "episode": self.num_episodes, "reward": reward, "done": done}
+        record["env_index"] = env_index
         if losses:
             record["losses"] = losses
         if done:
-            record["episode_return"] = self._episode_return
-            record["episode_length"] = self._episode_length
+            record["episode_return"] = episode_return
+            record["episode_length"] = episode_length
             self.num_episodes += 1
-            self._episode_return, self._episode_length = 0.0, 0
+            self._open_episodes.pop(env_index, None)
+        else:
+            self._open_episodes[env_index] = (episode_return, episode_length)
         return record

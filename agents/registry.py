@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gymnasium as gym
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import Agent
 from agents.common.io import read_meta
@@ -32,12 +33,12 @@ def agent_class(name: str) -> type[Agent]:
     return AGENTS[name]
 
 
-def make_agent(name: str, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> Agent:
+def make_agent(name: str, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> Agent:
     """Build the agent ``name`` on ``env``."""
     return agent_class(name)(env, seed=seed, device=device, **hyper)
 
 
-def load_agent(path: Path, env: gym.Env, device: str = "cpu") -> Agent:
+def load_agent(path: Path, env: gym.Env | VecEnv, device: str = "cpu") -> Agent:
     """Load any saved agent (its name is read from the checkpoint)."""
     return agent_class(read_meta(Path(path)).get("agent", "")).load(path, env, device)
 

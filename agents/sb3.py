@@ -14,6 +14,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import should_collect_more_steps
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import Agent, Callback
 from agents.registry import register_agent
@@ -61,18 +62,24 @@ class _ForwardSteps(BaseCallback):
         return False
 
     def _on_step(self) -> bool:
-        info = {k: v for k, v in self.locals["infos"][0].items() if k not in _SB3_INFO_KEYS}
-        done = bool(self.locals["dones"][0])
-        record = self.agent._track_step(float(self.locals["rewards"][0]), done, info, self._new_losses())
-        if self.user_callback is not None and self.user_callback(record) is False:
-            return False
-        return self.agent.num_steps < self.total_steps or self._rollout_ends_here(done)
+        losses = self._new_losses()
+        dones = self.locals["dones"]
+        for index, raw_info in enumerate(self.locals["infos"]):
+            info = {k: v for k, v in raw_info.items() if k not in _SB3_INFO_KEYS}
+            done = bool(dones[index])
+            reward = float(self.locals["rewards"][index])
+            record = self.agent._track_step(reward, done, info, losses if index == 0 else {}, index)
+            if self.user_callback is not None and self.user_callback(record) is False:
+                return False
+        return self.agent.num_steps < self.total_steps or self._rollout_ends_here(bool(dones.any()))
 
 
 class SB3Agent(Agent):
     """Wraps an SB3 algorithm with an ``MlpPolicy``; hyper-parameters are its constructor arguments.
 
-    ``learn`` stops exactly at ``total_steps``: an on-policy rollout cut short by that is not
+    ``env`` may be a single environment or a ``VecEnv`` of several (:mod:`ssdkd_env.env.vector`);
+    with N environments a step of the vector counts N steps. ``learn`` stops at ``total_steps``
+    (rounded up to a whole step of the vector): an on-policy rollout cut short by that is not
     trained on. Losses are the ``train/*`` values SB3 logs, reported with the first step after
     each update. ``save`` writes SB3's zip (and the replay buffer of off-policy algorithms).
     """
@@ -80,7 +87,7 @@ class SB3Agent(Agent):
     learns = True
     algorithm: ClassVar[type[BaseAlgorithm]]
 
-    def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
+    def __init__(self, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
         self.model = self.algorithm("MlpPolicy", env, seed=self.seed, device=device, **self.hyper)
         self._log_in_memory()

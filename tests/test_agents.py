@@ -18,7 +18,7 @@ from agents.builtin.random_agent import RandomAgent
 from ssdkd_env.env import make_env
 from ssdkd_env.errors import UserError
 
-NAMES = {"random", "fixed", "ssdkd", "uniform", "ucb", "reinforce", "ppo", "a2c", "dqn", "sac", "td3"}
+NAMES = {"random", "fixed", "ssdkd", "uniform", "ucb", "reinforce", "search", "ppo", "a2c", "dqn", "sac", "td3"}
 # Small enough that every learner updates within two 3-round episodes.
 TINY_HYPER: dict[str, dict[str, Any]] = {
     "ppo": {"n_steps": 4, "batch_size": 4, "n_epochs": 1},
@@ -27,7 +27,7 @@ TINY_HYPER: dict[str, dict[str, Any]] = {
     "sac": {"learning_starts": 2, "batch_size": 4, "buffer_size": 64},
     "td3": {"learning_starts": 2, "batch_size": 4, "buffer_size": 64},
 }
-REPORT_LOSSES = {"reinforce", "ppo", "a2c", "dqn", "sac", "td3"}
+REPORT_LOSSES = {"reinforce", "ppo", "a2c", "dqn", "sac", "td3", "search"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: fastest on one thread (conftest.py)

@@ -2,50 +2,79 @@
 """Evaluate policies (fixed ones and saved learned ones) over seeds and tabulate them.
 
     python train/compare.py --agents ssdkd,uniform,random,ppo=runs/agent/digits-ppo-s0/agent --task digits
-    python train/compare.py --agents ssdkd,random --task digits --seeds 200000-200009
+    python train/compare.py --agents ssdkd,random,ppo=runs/agent/digits-ppo-s{seed}/agent \
+        --train-seeds 0-4 --seeds 200000-200009 --jobs 2
 
-Each policy plays one episode per seed of --seeds (by default five evaluation seeds that
-run_agent.py never trains on); the table gives mean, std and 95% confidence interval (Student t)
-of the final student accuracy (when real test data exists), the probe agreement and the return.
-Writes OUT/compare.csv, OUT/compare.md, OUT/compare.json and OUT/compare.png.
+Each policy plays one episode per evaluation seed of --seeds (by default five seeds that
+run_agent.py never trains on). A learned policy given with ``{seed}`` in its path is loaded once per
+training seed of --train-seeds, and every training seed plays the same evaluation seeds.
+
+The protocol (Agarwal et al. 2021 and Henderson et al. 2018 on reporting RL results):
+- a learner's 95% confidence interval (Student t) is over its training seeds, each scored by its mean
+  over the evaluation seeds; a fixed policy's is over the evaluation seeds;
+- each policy is compared with ``ssdkd`` (--reference) by a paired test: per evaluation seed the
+  difference of the two scores, averaged per training seed, then a one-sample t-test over training
+  seeds (over evaluation seeds for a fixed policy); the table also gives the smallest difference this
+  test detects with 80% power at the observed spread;
+- the learning curves of each learner's training runs (their summary.json, beside the saved agent)
+  are averaged over training seeds with a 95% band, and the final quarter of training is compared
+  with the first (the rise and its confidence interval over training seeds).
+
+Writes OUT/compare.csv, OUT/compare.md, OUT/compare.json, OUT/compare.png and, with learners,
+OUT/learning_curves.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
+import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import t as student_t
 from tqdm import tqdm
 
 from agents import Agent, make_agent, preferred_action_mode
 from agents.registry import AGENTS
-from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
+from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, parse_seeds, run_cli
 from ssdkd_env.common.io import prepare_out_dir, write_json
-from ssdkd_env.env import make_env
+from ssdkd_env.env import EnvConfig, make_env
 from ssdkd_env.env.evaluation import env_config_from_cli, run_episode
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.tasks import get_task
 
 METRICS = ("student_acc", "probe_agreement", "return")
+SEED_FIELD = "{seed}"
+POWER = 0.8
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
-    p.add_argument("--agents", default="ssdkd,uniform,random", help="NAME or NAME=SAVED_AGENT_PATH, comma-separated")
+    p.add_argument(
+        "--agents",
+        default="ssdkd,uniform,random",
+        help="NAME or NAME=SAVED_AGENT_PATH, comma-separated; a path with {seed} is read once per --train-seeds",
+    )
+    p.add_argument(
+        "--train-seeds", type=parse_seeds, default=[0], metavar="LIST", help="training seeds of {seed} paths"
+    )
+    p.add_argument("--reference", default="ssdkd", help="the policy every other is paired against")
+    p.add_argument("--jobs", type=int, default=1, help="evaluations run at once (one process and thread each)")
     add_common_flags(
         p,
         "task",
         "scale",
         "seeds",
         "rounds",
+        "regime",
         "config",
         "set",
         "teacher",
@@ -72,45 +101,216 @@ def confidence(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
 
 
+def paired_test(differences: list[float]) -> dict[str, float]:
+    """One-sample t-test of the mean of ``differences`` against 0, with its 95% CI and the smallest
+    difference it detects with 80% power (two-sided, alpha 0.05) at the observed spread."""
+    stats = confidence(differences)
+    n, std = len(differences), stats["std"]
+    if n < 2:
+        return {**stats, "p_value": float("nan"), "detectable": float("nan")}
+    se = std / math.sqrt(n)
+    t_value = stats["mean"] / se if se > 0 else math.copysign(math.inf, stats["mean"]) if stats["mean"] else 0.0
+    p_value = float(2 * student_t.sf(abs(t_value), n - 1))
+    detectable = (student_t.ppf(0.975, n - 1) + student_t.ppf(POWER, n - 1)) * se
+    return {**stats, "p_value": p_value, "detectable": float(detectable)}
+
+
+@dataclass
+class PolicySpec:
+    label: str
+    name: str
+    paths: dict[int, Path | None]  # training seed -> saved agent (None: a policy that is not loaded)
+
+
+@dataclass
+class Job:
+    """One policy (one training seed of it) on every evaluation seed."""
+
+    label: str
+    name: str
+    train_seed: int
+    path: Path | None
+    config: dict[str, Any]
+    seeds: list[int]
+
+
+def evaluate(job: Job) -> list[dict[str, Any]]:
+    """Play ``job``'s evaluation episodes; each episode record gains its training seed."""
+    env = make_env(EnvConfig.from_dict(job.config))
+    policy: Agent = AGENTS[job.name].load(job.path, env) if job.path else make_agent(job.name, env, seed=0)
+    episodes = []
+    for seed in job.seeds:
+        episode = run_episode(env, policy, seed)
+        episode["train_seed"] = job.train_seed
+        episodes.append(episode)
+    env.close()
+    return episodes
+
+
+def _evaluate_in_worker(job: Job) -> list[dict[str, Any]]:
+    import torch
+
+    torch.set_num_threads(1)
+    return evaluate(job)
+
+
+def policy_specs(text: str, train_seeds: list[int]) -> list[PolicySpec]:
+    specs = []
+    for item in [s.strip() for s in text.split(",") if s.strip()]:
+        name, _, path = item.partition("=")
+        if name not in AGENTS:
+            raise unknown_name("agent", name, AGENTS)
+        if not path and AGENTS[name].learns:
+            raise UserError(f"'{name}' learns: give its saved policy as {name}=PATH (from run_agent.py)")
+        if path and SEED_FIELD in path:
+            paths: dict[int, Path | None] = {s: Path(path.replace(SEED_FIELD, str(s))) for s in train_seeds}
+        else:
+            paths = {0: Path(path) if path else None}
+        for p in paths.values():
+            if p is not None and not p.exists():
+                raise UserError(f"saved agent {p} does not exist")
+        specs.append(PolicySpec(item, name, paths))
+    if not specs:
+        raise UserError("--agents needs at least one policy")
+    return specs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     apply_scale(args)
     task = get_task(args.task)
+    if args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
     seeds: list[int] = args.seeds
-    specs = []
-    for item in [s.strip() for s in args.agents.split(",") if s.strip()]:
-        name, _, path = item.partition("=")
-        if name not in AGENTS:
-            raise unknown_name("agent", name, AGENTS)
-        if path and not Path(path).exists():
-            raise UserError(f"saved agent {path} does not exist")
-        if not path and AGENTS[name].learns:
-            raise UserError(f"'{name}' learns: give its saved policy as {name}=PATH (from run_agent.py)")
-        specs.append((item, name, Path(path) if path else None))
-    if not specs:
-        raise UserError("--agents needs at least one policy")
+    specs = policy_specs(args.agents, args.train_seeds)
     prepare_out_dir(args.out)
-    envs: dict[str, gym.Env] = {}
+    configs: dict[str, EnvConfig] = {}
+    jobs: list[Job] = []
+    for spec in specs:
+        mode = preferred_action_mode(spec.name)
+        if mode not in configs:
+            configs[mode] = env_config_from_cli(task.name, mode, args)
+            make_env(configs[mode], train_teacher=True).close()  # a missing teacher is trained once, here
+        for train_seed, path in spec.paths.items():
+            jobs.append(Job(spec.label, spec.name, train_seed, path, configs[mode].to_dict(), seeds))
+    bar = tqdm(total=len(jobs) * len(seeds), desc="evaluating", unit="episode", disable=args.no_progress)
+    outcomes: list[list[dict[str, Any]]] = []
+    if args.jobs == 1:
+        for job in jobs:
+            bar.set_postfix(policy=job.label[:24], train_seed=job.train_seed)
+            outcomes.append(evaluate(job))
+            bar.update(len(seeds))
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_evaluate_in_worker, job) for job in jobs]
+            for future in futures:
+                outcomes.append(future.result())
+                bar.update(len(seeds))
+    bar.close()
     results: dict[str, dict[str, Any]] = {}
-    for label, name, path in specs:
-        mode = preferred_action_mode(name)
-        if mode not in envs:
-            envs[mode] = make_env(env_config_from_cli(task.name, mode, args), train_teacher=True)
-        env = envs[mode]
-        policy: Agent = AGENTS[name].load(path, env) if path else make_agent(name, env, seed=0)
-        episodes = [
-            run_episode(env, policy, seed)
-            for seed in tqdm(seeds, desc=label, unit="episode", disable=args.no_progress, leave=False)
-        ]
-        results[label] = {"episodes": episodes}
-        for metric in METRICS:
-            values = [float(e[metric]) for e in episodes if e[metric] is not None]
-            if values:
-                results[label][metric] = confidence(values)
-        print(f"{label}: " + ", ".join(f"{m}={results[label][m]['mean']:.4f}" for m in METRICS if m in results[label]))
-    write_json(args.out / "compare.json", {"task": task.name, "seeds": seeds, "results": results})
+    for spec in specs:
+        episodes = [e for job, eps in zip(jobs, outcomes, strict=True) if job.label == spec.label for e in eps]
+        results[spec.label] = summarise(episodes, len(spec.paths))
+    reference = next((spec.label for spec in specs if spec.label == args.reference), None)
+    if reference is not None:
+        for label, res in results.items():
+            if label != reference:
+                res["paired"] = paired_against(res["episodes"], results[reference]["episodes"])
+    curves = learning_curves(specs)
+    for label, curve in curves.items():
+        results[label]["learning"] = curve["rise"]
+    for label, res in results.items():
+        print(f"{label}: " + ", ".join(f"{m}={res[m]['mean']:.4f}" for m in METRICS if m in res))
+    saved = {"task": task.name, "seeds": seeds, "train_seeds": args.train_seeds, "reference": reference}
+    write_json(args.out / "compare.json", {**saved, "results": results})
     write_tables(args.out, results)
+    if curves:
+        plot_learning_curves(args.out / "learning_curves.png", curves)
     return 0
+
+
+def summarise(episodes: list[dict[str, Any]], train_seeds: int) -> dict[str, Any]:
+    """Per metric: a CI over training seeds (each its mean over evaluation seeds) when there are
+    several, else over the episodes."""
+    out: dict[str, Any] = {"episodes": episodes, "train_seeds": train_seeds}
+    for metric in METRICS:
+        by_seed: dict[int, list[float]] = {}
+        for e in episodes:
+            if e[metric] is not None:
+                by_seed.setdefault(int(e["train_seed"]), []).append(float(e[metric]))
+        if not by_seed:
+            continue
+        if train_seeds > 1:
+            out[metric] = confidence([statistics.fmean(v) for v in by_seed.values()])
+        else:
+            out[metric] = confidence([v for values in by_seed.values() for v in values])
+    return out
+
+
+def paired_against(episodes: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per metric, :func:`paired_test` of (policy - reference) on the same evaluation seeds."""
+    out: dict[str, Any] = {}
+    for metric in METRICS:
+        ref = {int(e["seed"]): e[metric] for e in reference if e[metric] is not None}
+        by_seed: dict[int, list[float]] = {}
+        for e in episodes:
+            if e[metric] is not None and int(e["seed"]) in ref:
+                by_seed.setdefault(int(e["train_seed"]), []).append(float(e[metric]) - float(ref[int(e["seed"])]))
+        if not by_seed:
+            continue
+        if len(by_seed) > 1:
+            out[metric] = {**paired_test([statistics.fmean(v) for v in by_seed.values()]), "over": "training seeds"}
+        else:
+            out[metric] = {**paired_test(next(iter(by_seed.values()))), "over": "evaluation seeds"}
+    return out
+
+
+def learning_curves(specs: list[PolicySpec]) -> dict[str, dict[str, Any]]:
+    """Each learner's episode returns while training (from the summary.json beside each saved agent),
+    and the rise from the first to the last quarter of training, with a CI over training seeds."""
+    curves: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        runs = []
+        for path in spec.paths.values():
+            summary = path.parent / "summary.json" if path is not None else None
+            if summary is not None and summary.is_file():
+                curve = json.loads(summary.read_text()).get("learning_curve") or []
+                returns = [float(c["episode_return"]) for c in curve]
+                if len(returns) >= 4:
+                    runs.append(returns)
+        if not runs:
+            continue
+        length = min(len(r) for r in runs)
+        matrix = np.array([r[:length] for r in runs])
+        quarter = max(1, length // 4)
+        rises = [float(r[-quarter:].mean() - r[:quarter].mean()) for r in matrix]
+        curves[spec.label] = {"returns": matrix.tolist(), "rise": confidence(rises)}
+    return curves
+
+
+def plot_learning_curves(path: Path, curves: dict[str, dict[str, Any]]) -> None:
+    """Mean episode return over training seeds against the training episode, with a 95% band
+    (smoothed over a window of a tenth of the run)."""
+    fig = Figure(figsize=(6.4, 4.0), dpi=110)
+    ax = fig.add_subplot()
+    for label, curve in curves.items():
+        matrix = np.array(curve["returns"])
+        window = max(1, matrix.shape[1] // 10)
+        kernel = np.ones(window) / window
+        smooth = np.array([np.convolve(row, kernel, mode="valid") for row in matrix])
+        x = np.arange(smooth.shape[1]) + window
+        mean = smooth.mean(axis=0)
+        n = smooth.shape[0]
+        half = student_t.ppf(0.975, n - 1) * smooth.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(mean)
+        ax.plot(x, mean, label=f"{label.split('=')[0]} ({n} seeds)")
+        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+    ax.set_xlabel("training episode")
+    ax.set_ylabel(f"episode return (moving mean of {window})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
@@ -118,17 +318,46 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
     for label, res in results.items():
         for metric in METRICS:
             if metric in res:
-                rows.append({"policy": label, "metric": metric, **res[metric]})
+                paired = res.get("paired", {}).get(metric, {})
+                rows.append(
+                    {
+                        "policy": label,
+                        "metric": metric,
+                        **res[metric],
+                        "train_seeds": res["train_seeds"],
+                        "diff_vs_reference": paired.get("mean"),
+                        "diff_ci95_low": paired.get("ci95_low"),
+                        "diff_ci95_high": paired.get("ci95_high"),
+                        "p_value": paired.get("p_value"),
+                        "detectable": paired.get("detectable"),
+                    }
+                )
     with open(out / "compare.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["policy", "metric", "n", "mean", "std", "ci95_low", "ci95_high"])
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["policy"])
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| policy | metric | n | mean | std | 95% CI |", "|---|---|---:|---:|---:|---|"]
+    lines = [
+        "| policy | metric | training seeds | n | mean | 95% CI | minus reference [95% CI] | p | detectable |",
+        "|---|---|---:|---:|---:|---|---|---:|---:|",
+    ]
     for r in rows:
+        paired = "—"
+        p_value = detectable = "—"
+        if r["diff_vs_reference"] is not None:
+            paired = f"{r['diff_vs_reference']:+.4f} [{r['diff_ci95_low']:+.4f}, {r['diff_ci95_high']:+.4f}]"
+            p_value, detectable = f"{r['p_value']:.3f}", f"{r['detectable']:.4f}"
         lines.append(
-            f"| {r['policy']} | {r['metric']} | {r['n']} | {r['mean']:.4f} | {r['std']:.4f} | "
-            f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}] |"
+            f"| {r['policy']} | {r['metric']} | {r['train_seeds']} | {r['n']} | {r['mean']:.4f} | "
+            f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}] | {paired} | {p_value} | {detectable} |"
         )
+    rises = {label: res["learning"] for label, res in results.items() if "learning" in res}
+    if rises:
+        lines += ["", "| learner | return, final quarter minus first quarter of training | 95% CI | seeds |"]
+        lines.append("|---|---:|---|---:|")
+        for label, rise in rises.items():
+            lines.append(
+                f"| {label} | {rise['mean']:+.4f} | [{rise['ci95_low']:+.4f}, {rise['ci95_high']:+.4f}] | {rise['n']} |"
+            )
     (out / "compare.md").write_text("\n".join(lines) + "\n")
     metric = "student_acc" if any("student_acc" in r for r in results.values()) else "probe_agreement"
     labels = [label for label in results if metric in results[label]]
@@ -137,7 +366,7 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
     fig = Figure(figsize=(6.4, 4.0), dpi=110)
     ax = fig.add_subplot()
     ax.bar(range(len(labels)), means, yerr=errors, capsize=4)
-    ax.set_xticks(range(len(labels)), labels, rotation=20)
+    ax.set_xticks(range(len(labels)), [label.split("=")[0] for label in labels], rotation=20)
     ax.set_ylabel(f"{metric} (mean, 95% CI)")
     low = min(m - e for m, e in zip(means, errors, strict=True)) if means else 0.0
     ax.set_ylim(max(0.0, low - 0.05), 1.0)

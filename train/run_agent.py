@@ -12,9 +12,14 @@ learning_curve.png, eval_curves.png, samples.png, student.pt, env_config.yaml, t
 
 With --resume the run continues with the environment configuration saved in --out/env_config.yaml
 and the agent, seed and hyper-parameters saved in --out/checkpoint/; --agent, --task, --seed,
---config, --rounds, --set, --teacher, --data-root, --download, --hyper and --action may be
-repeated as they were, and are refused when they would change them. --total-steps (to train
-further), --eval-episodes, --device and --agent-device may differ.
+--config, --regime, --rounds, --set, --teacher, --data-root, --download, --hyper and --action may
+be repeated as they were, and are refused when they would change them. --total-steps (to train
+further), --eval-episodes, --device, --agent-device and where episodes run (--n-envs, --transport,
+--workers, --ray-address) may differ.
+
+With --n-envs N (SB3 agents), N episodes are played at once, each environment seeded with
+--seed + its index; --transport process puts them in worker processes (one torch thread each)
+and --ray-address on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -36,6 +42,7 @@ from tqdm import tqdm
 
 from agents import Agent, list_agents, make_agent, preferred_action_mode
 from agents.registry import AGENTS
+from agents.sb3 import SB3Agent
 from ssdkd_env.checkpoint import card_for, save_model
 from ssdkd_env.common.cli import (
     DefaultText,
@@ -50,7 +57,8 @@ from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.engine import replace_nested
 from ssdkd_env.engine.config import parse_override
 from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig, make_env
-from ssdkd_env.env.evaluation import env_config_from_cli, episode_defaults, make_env_config, run_episode
+from ssdkd_env.env.evaluation import default_total_steps, env_config_from_cli, make_env_config, run_episode
+from ssdkd_env.env.vector import TRANSPORTS, GroupedVecEnv, make_vec_env
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.reporting import save_curves
 from ssdkd_env.tasks import get_task
@@ -65,7 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default="ppo", help=f"one of: {', '.join(list_agents())}")
     add_common_flags(p, "task", "scale")
     p.add_argument("--total-steps", type=int, default=None, help="environment steps (rounds) to learn over")
-    add_common_flags(p, "rounds")
+    add_common_flags(p, "rounds", "regime")
+    p.add_argument(
+        "--n-envs",
+        type=int,
+        default=None,
+        help="episodes played at once while learning (SB3 agents; see --transport); default: 2 for SB3 agents on a "
+        "machine with 2 or more cores, else 1",
+    )
+    p.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=None,
+        help="where the --n-envs episodes run: local (this process, in turn), process (worker processes; the default "
+        "when --n-envs > 1) or ray (Ray actors; the default with --ray-address)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes or actors (default: min(--n-envs, CPUs))"
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="run the episodes on this Ray cluster ('auto', or ray://HEAD:10001); without it --transport ray starts "
+        "a local Ray instance",
+    )
     p.add_argument("--eval-episodes", type=int, default=3, help="evaluation episodes per policy")
     add_common_flags(p, "seed", "device")
     p.add_argument("--agent-device", default="cpu", help="device of the agent's own networks")
@@ -121,11 +153,12 @@ def requested_env_config(saved: EnvConfig, args: argparse.Namespace, given: set[
     task = args.task if "task" in given else saved.engine.task
     mode = preferred_action_mode(agent) if "agent" in given else saved.action_mode
     overrides = dict(parse_override(s) for s in args.set)
-    if args.config is not None:
+    if args.config is not None or "regime" in given:
         return make_env_config(
             task,
             mode,
             rounds=args.rounds,
+            regime=args.regime,
             config_file=args.config,
             engine_overrides=overrides,
             teacher=args.teacher if "teacher" in given else saved.teacher,
@@ -197,9 +230,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         config = env_config_from_cli(task.name, preferred_action_mode(args.agent), args)
         agent_name, seed, hyper = args.agent, args.seed, agent_hyper(args)
-    total_steps = args.total_steps if args.total_steps is not None else episode_defaults(task.name)["total_steps"]
-    if total_steps < 1 or args.eval_episodes < 1:
-        raise UserError("--total-steps and --eval-episodes must be at least 1")
+    total_steps = args.total_steps if args.total_steps is not None else default_total_steps(task.name, args.regime)
+    sb3 = issubclass(AGENTS[agent_name], SB3Agent)
+    n_envs = args.n_envs if args.n_envs is not None else (2 if sb3 and (os.cpu_count() or 1) >= 2 else 1)
+    if total_steps < 1 or args.eval_episodes < 1 or n_envs < 1:
+        raise UserError("--total-steps, --eval-episodes and --n-envs must be at least 1")
+    transport = args.transport or ("ray" if args.ray_address else "process" if n_envs > 1 else "local")
+    vectorised = n_envs > 1 or transport != "local"
+    if vectorised and not sb3:
+        raise UserError(
+            f"agent '{agent_name}' plays one episode at a time; --n-envs, --transport and --ray-address need an "
+            f"SB3 agent ({', '.join(n for n in AGENTS if issubclass(AGENTS[n], SB3Agent))})"
+        )
     prepare_out_dir(out)
 
     start = time.perf_counter()
@@ -210,11 +252,16 @@ def main(argv: list[str] | None = None) -> int:
         config.save(out / ENV_CONFIG_FILE)
     curve: list[dict[str, Any]] = []
     elapsed_before = 0.0
+    train_env: gym.Env | GroupedVecEnv = env
+    if vectorised:
+        train_env = make_vec_env(
+            config, n_envs, transport, n_workers=args.workers, ray_address=args.ray_address, seed=seed
+        )
     if resumed is not None:
-        agent = AGENTS[agent_name].load(ckpt_dir / "agent", env, device=args.agent_device)
+        agent = AGENTS[agent_name].load(ckpt_dir / "agent", train_env, device=args.agent_device)
         curve, elapsed_before = resumed.progress["curve"], float(resumed.progress["wall_time_s"])
     else:
-        agent = make_agent(agent_name, env, seed=seed, device=args.agent_device, **hyper)
+        agent = make_agent(agent_name, train_env, seed=seed, device=args.agent_device, **hyper)
     identity = {"agent": agent_name, "seed": seed, "hyper": hyper}
 
     writer = SummaryWriter(str(out / "tb"))
@@ -225,12 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         unit="round",
         disable=args.no_progress,
     )
-    episode_reward = 0.0
 
     def on_step(record: dict[str, Any]) -> bool:
-        nonlocal episode_reward
         step = int(record["step"])
-        episode_reward += float(record["reward"])
         info = record  # the env info, flattened with the step keys
         writer.add_scalar("env/reward", float(record["reward"]), step)
         for key in ("probe_agreement", "probe_kl", "test_acc", "kd_loss"):
@@ -240,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             writer.add_scalar(f"agent/{key}", float(value), step)
         bar.update(1)
         if record.get("done"):
+            episode_reward = float(record["episode_return"])
             curve.append(
                 {
                     "step": step,
@@ -250,13 +295,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             writer.add_scalar("train/episode_return", episode_reward, step)
             bar.set_postfix(ret=f"{episode_reward:.3f}", acc=f"{info.get('test_acc') or 0:.3f}")
-            episode_reward = 0.0
             checkpoint(agent, ckpt_dir, identity, curve, elapsed_before + time.perf_counter() - start)
         return True
 
     if agent.num_steps < total_steps:
         agent.learn(total_steps, callback=on_step)
     bar.close()
+    if train_env is not env:
+        train_env.close()
     checkpoint(agent, ckpt_dir, identity, curve, elapsed_before + time.perf_counter() - start)
     agent.save(out / "agent")
 
@@ -305,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         "total_steps": agent.num_steps,
         "wall_time_s": round(wall, 2),
         "rounds_per_episode": config.engine.rounds,
+        "n_envs": n_envs,
+        "transport": transport,
         "seed": seed,
         "eval_episodes": args.eval_episodes,
         "policies": {

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
 
 from ssdkd_env.env import BinnedActions, DistillationEnv
 from ssdkd_env.errors import UserError
 
 
-def action_mode_of(env: gym.Env) -> str:
+def action_mode_of(env: gym.Env | VecEnv) -> str:
     """The action form of ``env``: ``continuous`` (Box), ``multi_discrete`` or ``discrete``."""
     space = env.action_space
     if isinstance(space, spaces.Box):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent, Callback
+from ssdkd_env.errors import UserError
 
 STATE_FILE = "state.pt"
 
@@ -39,7 +40,11 @@ class SteppingAgent(Agent):
     lives in :meth:`state_dict`, saved as ``state.pt``; an unfinished episode is not saved.
     """
 
+    env: gym.Env
+
     def __init__(self, env: gym.Env, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
+        if not isinstance(env, gym.Env):
+            raise UserError(f"agent '{self.name}' plays one environment at a time, got {type(env).__name__}")
         super().__init__(env, seed, device, **hyper)
         self._obs: np.ndarray | None = None  # None: the next step starts an episode
 

@@ -155,6 +155,11 @@ COMMON_FLAGS: dict[str, Flag] = {
         "distillation rounds of each run or episode (default: --config's, else the script's default for the task)",
         {"type": int, "default": None, "metavar": "N"},
     ),
+    "regime": Flag(
+        "environment variant (ssdkd_env/env/regimes.py): 'full' (the task's own run, cut to an agent episode) or "
+        "'budget' (10 cheap rounds where the data decisions matter); default: the task's (digits: budget, else full)",
+        {"default": None, "metavar": "NAME"},
+    ),
     "config": Flag(
         "JSON or YAML file of (partial) configuration fields, applied before --rounds and --set: EngineConfig "
         "fields for distillation runs, EnvConfig fields (engine ones under 'engine') for environment runs",

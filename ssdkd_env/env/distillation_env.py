@@ -8,6 +8,7 @@ forms as wrappers and is the one place that may train a missing teacher.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -198,6 +199,16 @@ class DistillationEnv(gym.Env):
                 channels_last=cfg.channels_last,
             )
         return self._probe
+
+    def sibling(self) -> DistillationEnv:
+        """A second environment of the same configuration that shares this one's teacher, test split and
+        probe set (what a vector of environments in one process holds), with its own episodes."""
+        twin = copy.copy(self)
+        twin.engine, twin._last_obs, twin._needs_reset = None, None, True
+        twin._previous, twin._quality = np.zeros(ACTION_SIZE), 0.0
+        twin._probe = self.probe  # built now, once, for both
+        twin._np_random, twin._np_random_seed = None, None
+        return twin
 
     def default_action(self) -> np.ndarray:
         """The canonical action that reproduces the engine's configured (fixed) decisions."""

@@ -13,6 +13,7 @@ from ssdkd_env.engine import make_config
 from ssdkd_env.engine.config import parse_override, read_config_file
 from ssdkd_env.env.config import EnvConfig
 from ssdkd_env.env.distillation_env import DistillationEnv
+from ssdkd_env.env.regimes import REGIMES, default_regime
 
 # Episode length and training budget of agent runs per task (digits: minutes on 2 CPU cores).
 EPISODE_DEFAULTS: dict[str, dict[str, int]] = {
@@ -30,6 +31,12 @@ def episode_defaults(task: str) -> dict[str, int]:
     return EPISODE_DEFAULTS.get(task, FALLBACK_EPISODE_DEFAULTS)
 
 
+def default_total_steps(task: str, regime: str | None) -> int:
+    """The learning budget of an agent run: the regime's, else the task's."""
+    steps = REGIMES.get(regime or default_regime(task)).total_steps
+    return steps if steps is not None else episode_defaults(task)["total_steps"]
+
+
 class Policy(Protocol):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> Any: ...
 
@@ -39,6 +46,7 @@ def make_env_config(
     action_mode: str,
     *,
     rounds: int | None = None,
+    regime: str | None = None,
     config_file: Path | None = None,
     engine_overrides: dict[str, Any] | None = None,
     teacher: str | None = None,
@@ -46,14 +54,17 @@ def make_env_config(
     download: bool = False,
     device: str = "auto",
 ) -> EnvConfig:
-    """The environment configuration of an agent run: a file or the task's defaults, then overrides."""
+    """The environment configuration of an agent run: a file, or the task's defaults under ``regime``
+    (default: the task's, :func:`~ssdkd_env.env.regimes.default_regime`); then overrides."""
+    chosen = REGIMES.get(regime or default_regime(task))
     if config_file is not None:
         data = read_config_file(config_file)
         engine = data.get("engine") or {}
         data["engine"] = {**engine, "task": task} if isinstance(engine, dict) else engine
         config = EnvConfig.from_dict(data)
     else:
-        config = EnvConfig(engine=make_config(task, rounds=episode_defaults(task)["rounds"]))
+        engine = make_config(task, rounds=episode_defaults(task)["rounds"])
+        config = EnvConfig(engine=engine).refined(**chosen.env, **chosen.engine)
     changes: dict[str, Any] = dict(engine_overrides or {})
     if rounds is not None:
         changes["rounds"] = rounds
@@ -69,11 +80,12 @@ def make_env_config(
 
 def env_config_from_cli(task: str, action_mode: str, args: Any) -> EnvConfig:
     """:func:`make_env_config` from the environment flags the agent scripts share
-    (``--rounds --config --set --teacher --data-root --download --device``)."""
+    (``--rounds --regime --config --set --teacher --data-root --download --device``)."""
     return make_env_config(
         task,
         action_mode,
         rounds=args.rounds,
+        regime=args.regime,
         config_file=args.config,
         engine_overrides=dict(parse_override(s) for s in args.set),
         teacher=args.teacher,

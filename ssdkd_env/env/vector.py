@@ -1,0 +1,387 @@
+"""Many distillation episodes at once, as one Stable-Baselines3 ``VecEnv``.
+
+The environments are split into groups; each group lives in one *worker* and is stepped there
+in turn, its environments sharing one teacher, test split and probe set. Three transports carry
+a worker's calls, all behind the same :class:`GroupedVecEnv`:
+
+- ``local``: the group runs in this process (no parallelism; the reference the others must equal);
+- ``process``: one ``multiprocessing`` process per worker (spawned, so CUDA and threads are safe);
+- ``ray``: one Ray actor per worker, locally or on a cluster (``ray_address``).
+
+Every environment is seeded with ``seed + index`` at the first reset (SB3's convention) and
+draws everything else from its own generators, so episode ``k`` of environment ``i`` gives the
+same result on every transport and for every split into workers.
+
+Why workers hold whole environments rather than one stacked batch of students: on a CPU the
+forward and backward passes of these small models already cost the same per sample at batch 128
+as at batch 2,048 (BENCHMARKS.md, "Vector environments"), so stacking episodes into one batch
+saves nothing there; parallel workers use the cores that one process leaves idle.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from copy import deepcopy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from ssdkd_env.env.config import EnvConfig
+from ssdkd_env.env.distillation_env import DistillationEnv, make_env
+from ssdkd_env.env.spaces import ACTION_WRAPPERS
+from ssdkd_env.errors import UserError
+
+TRANSPORTS = ("local", "process", "ray")
+
+
+class EnvGroup:
+    """``count`` environments of one configuration in one process, sharing teacher, test split and probe."""
+
+    def __init__(self, config: dict[str, Any], count: int, threads: int | None = None) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        env_config = EnvConfig.from_dict(config)
+        first = make_env(env_config)
+        base = first.unwrapped
+        assert isinstance(base, DistillationEnv)
+        wrapper = ACTION_WRAPPERS.get(env_config.action_mode)
+        self.envs: list[gym.Env] = [first]
+        for _ in range(count - 1):
+            twin = base.sibling()
+            self.envs.append(wrapper(twin, env_config.action_bins) if wrapper is not None else twin)
+
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        return self.envs[0].observation_space, self.envs[0].action_space
+
+    def reset(self, seeds: Sequence[int | None], options: Sequence[dict | None]) -> list[tuple[np.ndarray, dict]]:
+        return [
+            env.reset(seed=seed, **({"options": opt} if opt else {}))
+            for env, seed, opt in zip(self.envs, seeds, options, strict=True)
+        ]
+
+    def step(self, actions: Sequence[Any]) -> list[tuple[np.ndarray, float, bool, dict, dict | None]]:
+        """One step of every environment; a finished episode is reset at once (SB3's auto-reset),
+        its last observation in ``info["terminal_observation"]``."""
+        results = []
+        for env, action in zip(self.envs, actions, strict=True):
+            obs, reward, terminated, truncated, info = env.step(action)
+            done = bool(terminated or truncated)
+            info["TimeLimit.truncated"] = bool(truncated and not terminated)
+            reset_info = None
+            if done:
+                info["terminal_observation"] = obs
+                obs, reset_info = env.reset()
+            results.append((obs, float(reward), done, info, reset_info))
+        return results
+
+    def get_attr(self, name: str, local: Sequence[int]) -> list[Any]:
+        return [getattr(self.envs[i], name) for i in local]
+
+    def set_attr(self, name: str, value: Any, local: Sequence[int]) -> None:
+        for i in local:
+            setattr(self.envs[i], name, value)
+
+    def call(self, name: str, args: tuple, kwargs: dict, local: Sequence[int]) -> list[Any]:
+        return [getattr(self.envs[i], name)(*args, **kwargs) for i in local]
+
+    def is_wrapped(self, wrapper: type[gym.Wrapper], local: Sequence[int]) -> list[bool]:
+        from stable_baselines3.common.env_util import is_wrapped
+
+        return [is_wrapped(self.envs[i], wrapper) for i in local]
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class Worker(ABC):
+    """Carries calls to one :class:`EnvGroup`: ``submit`` a method call, then collect its ``result``."""
+
+    @abstractmethod
+    def submit(self, method: str, *args: Any) -> None: ...
+
+    @abstractmethod
+    def result(self) -> Any: ...
+
+    def call(self, method: str, *args: Any) -> Any:
+        self.submit(method, *args)
+        return self.result()
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Release the worker (after its group was closed)."""
+
+
+class LocalWorker(Worker):
+    def __init__(self, config: dict[str, Any], count: int, threads: int | None) -> None:
+        self.group = EnvGroup(config, count, threads)
+        self._pending: Any = None
+
+    def submit(self, method: str, *args: Any) -> None:
+        self._pending = getattr(self.group, method)(*args)
+
+    def result(self) -> Any:
+        result, self._pending = self._pending, None
+        return result
+
+    def shutdown(self) -> None:
+        """Nothing to release: the group lives in this process."""
+
+
+def _serve(conn: Any, config: dict[str, Any], count: int, threads: int | None) -> None:
+    """A process worker's loop: build the group, then answer (method, args) messages until ``None``."""
+    try:
+        group = EnvGroup(config, count, threads)
+        conn.send(("ok", None))
+    except Exception as exc:  # reported to the parent, which raises it there
+        conn.send(_failure(exc))
+        return
+    while True:
+        message = conn.recv()
+        if message is None:
+            break
+        method, args = message
+        try:
+            conn.send(("ok", getattr(group, method)(*args)))
+        except Exception as exc:
+            conn.send(_failure(exc))
+    conn.close()
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """A worker's exception as a message: a user error stays one (a one-line error in the parent)."""
+    return ("user", str(exc)) if isinstance(exc, UserError) else ("error", f"{type(exc).__name__}: {exc}")
+
+
+class ProcessWorker(Worker):
+    def __init__(self, config: dict[str, Any], count: int, threads: int | None) -> None:
+        context = mp.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, config, count, threads), daemon=True)
+        self.process.start()
+        child.close()
+        self.result()  # the group was built (or its error is raised here)
+
+    def submit(self, method: str, *args: Any) -> None:
+        self.conn.send((method, args))
+
+    def result(self) -> Any:
+        try:
+            status, value = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"environment worker {self.process.pid} exited unexpectedly") from None
+        if status == "user":
+            raise UserError(value)
+        if status == "error":
+            raise RuntimeError(f"environment worker: {value}")
+        return value
+
+    def shutdown(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+class RayWorker(Worker):
+    def __init__(self, config: dict[str, Any], count: int, threads: int | None) -> None:
+        import ray
+
+        actor_class = ray.remote(num_cpus=threads or 1)(EnvGroup)
+        self.actor: Any = actor_class.remote(config, count, threads)
+        self._pending: Any = None
+
+    def submit(self, method: str, *args: Any) -> None:
+        self._pending = getattr(self.actor, method).remote(*args)
+
+    def result(self) -> Any:
+        import ray
+
+        ref, self._pending = self._pending, None
+        return ray.get(ref)
+
+    def shutdown(self) -> None:
+        import ray
+
+        ray.kill(self.actor)
+
+
+WORKERS: dict[str, Callable[[dict[str, Any], int, int | None], Worker]] = {
+    "local": LocalWorker,
+    "process": ProcessWorker,
+    "ray": RayWorker,
+}
+
+
+def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Start a local Ray instance (``address`` None) or join the cluster at ``address`` ("auto" or
+    "ray://HOST:10001"); a one-line error when Ray is missing or the cluster cannot be reached."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("the 'ray' transport needs Ray: pip install 'ssdkd_env[ray]'") from None
+    if ray.is_initialized():
+        return
+    try:
+        if address is None:
+            # Ray starts its workers at niceness 15 by default; here they are the job, not background work
+            os.environ.setdefault("RAY_worker_niceness", "0")
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(f"cannot reach the Ray cluster at '{address}': {exc}") from None
+
+
+def split(n_envs: int, n_workers: int) -> list[int]:
+    """Environments per worker: as even as possible, the larger groups first."""
+    base, extra = divmod(n_envs, n_workers)
+    return [base + (1 if w < extra else 0) for w in range(n_workers)]
+
+
+class GroupedVecEnv(VecEnv):
+    """``n_envs`` environments of ``config`` in ``n_workers`` workers of one ``transport``.
+
+    Each worker runs ``threads`` torch threads (default: torch's own choice for ``local``, 1 for the
+    others, so that workers do not compete for cores). Steps are sent to every worker before any
+    result is collected, so the workers run at the same time.
+    """
+
+    def __init__(
+        self,
+        config: EnvConfig,
+        n_envs: int,
+        *,
+        transport: str = "local",
+        n_workers: int | None = None,
+        threads: int | None = None,
+        ray_address: str | None = None,
+    ) -> None:
+        if n_envs < 1:
+            raise UserError(f"n_envs must be at least 1, got {n_envs}")
+        if transport not in TRANSPORTS:
+            raise UserError(f"unknown transport '{transport}'; valid: {', '.join(TRANSPORTS)}")
+        n_workers = 1 if transport == "local" else (n_workers or min(n_envs, mp.cpu_count()))
+        if not 1 <= n_workers <= n_envs:
+            raise UserError(f"n_workers must be between 1 and n_envs ({n_envs}), got {n_workers}")
+        if transport != "local" and threads is None:
+            threads = 1
+        config_dict = config.to_dict()
+        if transport == "ray":
+            connect_ray(ray_address, num_cpus=None if ray_address else max(n_workers * (threads or 1), 1))
+        worker_class = WORKERS[transport]
+        self.transport = transport
+        self.sizes = split(n_envs, n_workers)
+        self.workers: list[Worker] = []
+        try:
+            # every worker builds its group at once (Ray: actors start concurrently)
+            self.workers = [worker_class(config_dict, size, threads) for size in self.sizes]
+            observation_space, action_space = self.workers[0].call("spaces")
+        except Exception:
+            self._shutdown()
+            raise
+        self._starts = np.cumsum([0, *self.sizes])[:-1].tolist()
+        super().__init__(n_envs, observation_space, action_space)
+        self.closed = False
+
+    # ------------------------------------------------------------------ routing
+    def _route(self, indices: VecEnvIndices) -> dict[int, list[int]]:
+        """Worker -> its local indices, for the global ``indices``."""
+        routes: dict[int, list[int]] = {}
+        for i in self._get_indices(indices):
+            worker = int(np.searchsorted(self._starts, i, side="right") - 1)
+            routes.setdefault(worker, []).append(i - self._starts[worker])
+        return routes
+
+    # ------------------------------------------------------------------ VecEnv API
+    def reset(self) -> VecEnvObs:
+        seeds, options = list(self._seeds), list(self._options)
+        for worker, start, size in zip(self.workers, self._starts, self.sizes, strict=True):
+            worker.submit("reset", seeds[start : start + size], options[start : start + size])
+        results = [item for worker in self.workers for item in worker.result()]
+        self._reset_seeds()
+        self._reset_options()
+        self.reset_infos = [info for _, info in results]
+        return np.stack([obs for obs, _ in results])
+
+    def step_async(self, actions: np.ndarray) -> None:
+        for worker, start, size in zip(self.workers, self._starts, self.sizes, strict=True):
+            worker.submit("step", list(actions[start : start + size]))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        results = [item for worker in self.workers for item in worker.result()]
+        obs = np.stack([r[0] for r in results])
+        rewards = np.array([r[1] for r in results], dtype=np.float32)
+        dones = np.array([r[2] for r in results], dtype=bool)
+        infos = [r[3] for r in results]
+        for i, r in enumerate(results):
+            if r[4] is not None:
+                self.reset_infos[i] = r[4]
+        return obs, rewards, dones, deepcopy(infos)
+
+    def close(self) -> None:
+        if getattr(self, "closed", True):
+            return
+        self.closed = True
+        for worker in self.workers:
+            try:
+                worker.call("close")
+            except Exception:  # a worker that died already has nothing to close
+                pass
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        for worker in self.workers:
+            worker.shutdown()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return self._gather("get_attr", attr_name, indices)
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        for w, local in self._route(indices).items():
+            self.workers[w].call("set_attr", attr_name, value, local)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        out: list[Any] = []
+        for w, local in self._route(indices).items():
+            out.extend(self.workers[w].call("call", method_name, method_args, method_kwargs, local))
+        return out
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return self._gather("is_wrapped", wrapper_class, indices)
+
+    def _gather(self, method: str, arg: Any, indices: VecEnvIndices) -> list[Any]:
+        out: list[Any] = []
+        for w, local in self._route(indices).items():
+            out.extend(self.workers[w].call(method, arg, local))
+        return out
+
+
+def make_vec_env(
+    config: EnvConfig,
+    n_envs: int,
+    transport: str = "local",
+    *,
+    n_workers: int | None = None,
+    threads: int | None = None,
+    ray_address: str | None = None,
+    seed: int | None = None,
+) -> GroupedVecEnv:
+    """A :class:`GroupedVecEnv`; with ``seed``, environment ``i`` starts from ``seed + i``."""
+    vec = GroupedVecEnv(
+        config, n_envs, transport=transport, n_workers=n_workers, threads=threads, ray_address=ray_address
+    )
+    if seed is not None:
+        vec.seed(seed)
+    return vec
