@@ -169,6 +169,7 @@ def test_render_returns_a_sample_grid() -> None:
     frame = env.render()
     assert frame is not None and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     assert frame.std() > 0
+    assert frame.shape[0] == 10 * (32 + 1) + 1  # ten class rows of 8x8 digits upscaled to 32x32, 1-pixel padding
 
 
 def test_config_round_trips_through_yaml_and_json(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 import torch.nn as nn
 
 from ssdkd_env.checkpoint import ModelCard
@@ -161,7 +162,7 @@ class DistillationEnv(gym.Env):
         return self._last_obs, float(reward), terminated, False, info
 
     def render(self) -> np.ndarray | None:
-        """An RGB grid of memory samples, one row per teacher class."""
+        """An RGB grid of memory samples, one row per teacher class (images under 32 pixels upscaled)."""
         if self.render_mode != "rgb_array" or self.engine is None or self.engine.memory is None:
             return None
         images, outputs = self.engine.memory.contents()
@@ -171,7 +172,11 @@ class DistillationEnv(gym.Env):
 
         classes = self.engine.kind.predicted_classes(outputs)
         grid, nrow = class_sorted_grid(images, classes, self.task.num_classes)
-        pixels = make_grid(denormalize(grid, self.task.mean, self.task.std).cpu(), nrow=nrow, padding=1)
+        tiles = denormalize(grid, self.task.mean, self.task.std).cpu()
+        upscale = max(1, 32 // min(tiles.shape[-2:]))  # an 8x8 digit shows as 32x32
+        if upscale > 1:
+            tiles = torch.nn.functional.interpolate(tiles, scale_factor=upscale, mode="nearest")
+        pixels = make_grid(tiles, nrow=nrow, padding=1)
         if pixels.shape[0] == 1:
             pixels = pixels.expand(3, -1, -1)
         return (pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
