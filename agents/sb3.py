@@ -133,7 +133,8 @@ class PPOAgent(SB3Agent):
     name = "ppo"
     algorithm = PPO
     action_modes = ("continuous", "multi_discrete", "discrete")
-    defaults = {"n_steps": 64, "batch_size": 32, "n_epochs": 4, "learning_rate": 3e-4, "gamma": 0.99, "verbose": 0}
+    # n_steps per environment: with the default 2 environments a rollout is 64 rounds (6 budget-regime episodes)
+    defaults = {"n_steps": 32, "batch_size": 32, "n_epochs": 10, "learning_rate": 3e-4, "gamma": 0.99, "verbose": 0}
 
 
 @register_agent
