@@ -369,19 +369,11 @@ class GroupedVecEnv(VecEnv):
 
 
 def make_vec_env(
-    config: EnvConfig,
-    n_envs: int,
-    transport: str = "local",
-    *,
-    n_workers: int | None = None,
-    threads: int | None = None,
-    ray_address: str | None = None,
-    seed: int | None = None,
+    config: EnvConfig, n_envs: int, transport: str = "local", *, seed: int | None = None, **options: Any
 ) -> GroupedVecEnv:
-    """A :class:`GroupedVecEnv`; with ``seed``, environment ``i`` starts from ``seed + i``."""
-    vec = GroupedVecEnv(
-        config, n_envs, transport=transport, n_workers=n_workers, threads=threads, ray_address=ray_address
-    )
+    """A :class:`GroupedVecEnv` (``options``: its ``n_workers``, ``threads``, ``ray_address``); with
+    ``seed``, environment ``i`` starts from ``seed + i``."""
+    vec = GroupedVecEnv(config, n_envs, transport=transport, **options)
     if seed is not None:
         vec.seed(seed)
     return vec
