@@ -305,6 +305,10 @@ def make_env(
             progress=True,
             train=True,
         )
-    env: gym.Env = DistillationEnv(config, render_mode=render_mode, teacher_model=teacher_model)
-    wrapper = ACTION_WRAPPERS.get(config.action_mode)
-    return wrapper(env, config.action_bins) if wrapper is not None else env
+    return in_action_form(DistillationEnv(config, render_mode=render_mode, teacher_model=teacher_model))
+
+
+def in_action_form(env: DistillationEnv) -> gym.Env:
+    """``env`` in the action form of its ``config.action_mode`` (the discrete forms wrap the canonical Box)."""
+    wrapper = ACTION_WRAPPERS.get(env.config.action_mode)
+    return wrapper(env, env.config.action_bins) if wrapper is not None else env

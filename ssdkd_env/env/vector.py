@@ -33,8 +33,7 @@ import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from ssdkd_env.env.config import EnvConfig
-from ssdkd_env.env.distillation_env import DistillationEnv, make_env
-from ssdkd_env.env.spaces import ACTION_WRAPPERS
+from ssdkd_env.env.distillation_env import DistillationEnv, in_action_form, make_env
 from ssdkd_env.errors import UserError
 
 TRANSPORTS = ("local", "process", "ray")
@@ -46,15 +45,10 @@ class EnvGroup:
     def __init__(self, config: dict[str, Any], count: int, threads: int | None = None) -> None:
         if threads is not None:
             torch.set_num_threads(threads)
-        env_config = EnvConfig.from_dict(config)
-        first = make_env(env_config)
+        first = make_env(EnvConfig.from_dict(config))
         base = first.unwrapped
         assert isinstance(base, DistillationEnv)
-        wrapper = ACTION_WRAPPERS.get(env_config.action_mode)
-        self.envs: list[gym.Env] = [first]
-        for _ in range(count - 1):
-            twin = base.sibling()
-            self.envs.append(wrapper(twin, env_config.action_bins) if wrapper is not None else twin)
+        self.envs: list[gym.Env] = [first, *(in_action_form(base.sibling()) for _ in range(count - 1))]
 
     def spaces(self) -> tuple[gym.Space, gym.Space]:
         return self.envs[0].observation_space, self.envs[0].action_space
