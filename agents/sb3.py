@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -17,7 +20,9 @@ from stable_baselines3.common.utils import should_collect_more_steps
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import Agent, Callback
+from agents.common.actions import canonical_rule
 from agents.registry import register_agent
+from ssdkd_env.errors import UserError
 
 MODEL_FILE = "model.zip"
 REPLAY_FILE = "replay_buffer.pkl"
@@ -87,10 +92,18 @@ class SB3Agent(Agent):
     learns = True
     algorithm: ClassVar[type[BaseAlgorithm]]
 
+    # Hyper-parameters of this wrapper, not of the SB3 algorithm.
+    own_hypers: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
-        self.model = self.algorithm("MlpPolicy", env, seed=self.seed, device=device, **self.hyper)
+        self.model = self.algorithm("MlpPolicy", env, seed=self.seed, device=device, **self.algorithm_kwargs())
         self._log_in_memory()
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        """The SB3 constructor's arguments: the hyper-parameters, less this wrapper's own (fresh
+        copies: SB3 edits some in place, and ``hyper`` is saved as JSON)."""
+        return copy.deepcopy({k: v for k, v in self.hyper.items() if k not in self.own_hypers})
 
     def _log_in_memory(self) -> None:
         """Keep SB3's logged values in memory (the losses are read from there).
@@ -103,7 +116,7 @@ class SB3Agent(Agent):
 
     @classmethod
     def hyper_names(cls) -> set[str]:
-        return set(inspect.signature(cls.algorithm.__init__).parameters) - _RESERVED
+        return (set(inspect.signature(cls.algorithm.__init__).parameters) - _RESERVED) | cls.own_hypers
 
     def learn(self, total_steps: int, callback: Callback | None = None) -> None:
         if self.num_steps >= total_steps:
@@ -128,21 +141,71 @@ class SB3Agent(Agent):
         self._log_in_memory()
 
 
+class GaussianPolicyAgent(SB3Agent):
+    """An on-policy algorithm whose continuous policy is a diagonal Gaussian (PPO, A2C).
+
+    Two hyper-parameters of its own set where learning starts in the continuous form:
+    - ``start_at_rule``: the Gaussian's mean starts at SSD-KD's configured decisions (the env's
+      ``default_action()``) instead of the centre of the box. The action layer's bias is set to the
+      rule's canonical action; its weights start near zero (SB3's orthogonal init, gain 0.01), so
+      every observation first maps to the rule and learning moves away from it where that pays.
+    - ``initial_std``: the Gaussian's initial standard deviation (SB3's default 1 spreads the first
+      actions over the whole [-1, 1] box, as wide as random actions).
+    """
+
+    own_hypers = frozenset({"start_at_rule", "initial_std"})
+
+    def __init__(self, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
+        super().__init__(env, seed, device, **hyper)
+        if self.hyper["start_at_rule"]:
+            if self.action_mode != "continuous":
+                raise UserError(f"agent '{self.name}': start_at_rule needs the continuous action form")
+            action_net = self.model.policy.action_net
+            assert isinstance(action_net, torch.nn.Linear)  # a diagonal Gaussian's mean layer
+            bias = action_net.bias
+            with torch.no_grad():
+                bias.copy_(torch.as_tensor(canonical_rule(env), dtype=bias.dtype, device=bias.device))
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        std = self.hyper["initial_std"]
+        if isinstance(std, bool) or not isinstance(std, int | float) or std <= 0:
+            raise UserError(f"agent '{self.name}': initial_std must be a positive number, got {std!r}")
+        kwargs = super().algorithm_kwargs()
+        kwargs["policy_kwargs"] = {"log_std_init": math.log(std), **(kwargs.get("policy_kwargs") or {})}
+        return kwargs
+
+
 @register_agent
-class PPOAgent(SB3Agent):
+class PPOAgent(GaussianPolicyAgent):
     name = "ppo"
     algorithm = PPO
     action_modes = ("continuous", "multi_discrete", "discrete")
     # n_steps per environment: with the default 2 environments a rollout is 64 rounds (6 budget-regime episodes)
-    defaults = {"n_steps": 32, "batch_size": 32, "n_epochs": 10, "learning_rate": 3e-4, "gamma": 0.99, "verbose": 0}
+    defaults = {
+        "n_steps": 32,
+        "batch_size": 32,
+        "n_epochs": 10,
+        "learning_rate": 3e-4,
+        "gamma": 0.99,
+        "verbose": 0,
+        "start_at_rule": False,
+        "initial_std": 1.0,
+    }
 
 
 @register_agent
-class A2CAgent(SB3Agent):
+class A2CAgent(GaussianPolicyAgent):
     name = "a2c"
     algorithm = A2C
     action_modes = ("continuous", "multi_discrete", "discrete")
-    defaults = {"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.99, "verbose": 0}
+    defaults = {
+        "n_steps": 8,
+        "learning_rate": 7e-4,
+        "gamma": 0.99,
+        "verbose": 0,
+        "start_at_rule": False,
+        "initial_std": 1.0,
+    }
 
 
 @register_agent

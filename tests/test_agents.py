@@ -134,6 +134,28 @@ def test_ssdkd_and_uniform_decode_to_the_configured_decisions(teacher: torch.nn.
     assert (snapped.eviction, snapped.diversity, snapped.difficulty) == ("lowest", 1.0, 2.0)
 
 
+@pytest.mark.parametrize("name", ["ppo", "a2c"])
+def test_gaussian_policy_started_at_the_rule_acts_the_rule_with_the_asked_spread(
+    name: str, teacher: torch.nn.Module
+) -> None:
+    env = tiny_env(teacher)
+    obs, _ = env.reset(seed=0)
+    rule = env.default_action()
+    started = make_agent(name, env, start_at_rule=True, initial_std=0.1)
+    # SB3's action layer starts with weights near zero (gain 0.01): the mean is the rule to within 0.05
+    np.testing.assert_allclose(started.act(obs), rule, atol=0.05)
+    draws = np.stack([started.act(obs, deterministic=False) for _ in range(400)])
+    inside = np.abs(rule) < 0.7  # dimensions where clipping to the box does not cut the spread
+    np.testing.assert_allclose(draws.std(axis=0)[inside], 0.1, rtol=0.2)
+    plain = make_agent(name, env)  # SB3's start: the centre of the box, standard deviation 1
+    np.testing.assert_allclose(plain.act(obs), 0.0, atol=0.05)
+    assert float(plain.model.policy.log_std.exp().mean()) == pytest.approx(1.0)
+    with pytest.raises(UserError, match="initial_std"):
+        make_agent(name, env, initial_std=0.0)
+    with pytest.raises(UserError, match="continuous"):
+        make_agent(name, tiny_env(teacher, action_mode="multi_discrete"), start_at_rule=True)
+
+
 def test_fixed_agent_takes_the_given_action(teacher: torch.nn.Module) -> None:
     env = tiny_env(teacher)
     action = [1.0, -1.0, 0.0, -0.5, 0.5, 0.9, -1.0]

@@ -113,7 +113,9 @@ def test_a_worker_error_reaches_the_parent_as_the_same_user_error(tmp_path: Path
 
 def test_ppo_learns_on_a_vector_and_counts_every_environment_step(tmp_path: Path) -> None:
     vec = make_vec_env(tiny_config(saved_random_teacher(tmp_path / "t.pt")), 2, seed=0)
-    agent = make_agent("ppo", vec, seed=0, n_steps=4, batch_size=8, n_epochs=1)
+    agent = make_agent("ppo", vec, seed=0, n_steps=4, batch_size=8, n_epochs=1, start_at_rule=True)
+    rule = vec.env_method("default_action", indices=[0])[0]
+    np.testing.assert_allclose(agent.act(vec.reset()), np.stack([rule, rule]), atol=0.05)  # read from the vector
     records: list[dict] = []
     agent.learn(8, callback=records.append)
     vec.close()

@@ -50,3 +50,10 @@ def unit_to_action(env: gym.Env, unit: np.ndarray) -> np.ndarray | int:
 def default_action(env: gym.Env) -> np.ndarray | int:
     """The environment's configured decisions in ``env``'s form."""
     return unit_to_action(env, distillation_env(env).default_action())
+
+
+def canonical_rule(env: gym.Env | VecEnv) -> np.ndarray:
+    """SSD-KD's configured decisions as a canonical [-1, 1]^7 vector (of the first env of a vector)."""
+    if isinstance(env, VecEnv):
+        return np.asarray(env.env_method("default_action", indices=[0])[0], dtype=np.float32)
+    return distillation_env(env).default_action().astype(np.float32)
