@@ -91,3 +91,16 @@ def test_a_learner_is_summarised_over_training_seeds_and_paired_by_evaluation_se
     assert paired["mean"] == pytest.approx(0.025)  # the seed-to-seed spread of the rule cancels out
     fixed = compare.paired_against([episode(0, s, 0.4 + 0.1 * s) for s in range(3)], reference)["student_acc"]
     assert fixed["over"] == "evaluation seeds" and fixed["mean"] == pytest.approx(-0.1) and fixed["std"] < 1e-12
+
+
+def test_policies_are_named_by_their_item_or_a_given_label(tmp_path: Path) -> None:
+    for s in (0, 1):
+        (tmp_path / f"ppo-s{s}").mkdir()
+    template = str(tmp_path / "ppo-s{seed}")
+    specs = compare.policy_specs(f"ssdkd,rule-start:ppo={template},ppo={template}", [0, 1])
+    assert [(s.label, s.name) for s in specs] == [("ssdkd", "ssdkd"), ("rule-start", "ppo"), (f"ppo={template}", "ppo")]
+    assert specs[1].paths == {0: tmp_path / "ppo-s0", 1: tmp_path / "ppo-s1"}
+    with pytest.raises(UserError, match="LABEL:NAME=PATH"):
+        compare.policy_specs(f"a:ppo={template},a:ppo={template}", [0, 1])
+    with pytest.raises(UserError, match="unknown agent 'nope'"):
+        compare.policy_specs(f"label:nope={template}", [0, 1])

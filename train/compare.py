@@ -8,6 +8,7 @@
 Each policy plays one episode per evaluation seed of --seeds (by default five seeds that
 run_agent.py never trains on). A learned policy given with ``{seed}`` in its path is loaded once per
 training seed of --train-seeds, and every training seed plays the same evaluation seeds.
+``LABEL:NAME=PATH`` names a policy's rows (``ppo-rule:ppo=runs/agent/digits-ppo-rule-s{seed}/agent``).
 
 The protocol (Agarwal et al. 2021 and Henderson et al. 2018 on reporting RL results):
 - a learner's 95% confidence interval (Student t) is over its training seeds, each scored by its mean
@@ -61,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--agents",
         default="ssdkd,uniform,random",
-        help="NAME or NAME=SAVED_AGENT_PATH, comma-separated; a path with {seed} is read once per --train-seeds",
+        help="NAME or [LABEL:]NAME=SAVED_AGENT_PATH, comma-separated; a path with {seed} is read once per "
+        "--train-seeds; LABEL names the policy's rows (two runs of one agent, e.g. ppo-rule:ppo=PATH)",
     )
     p.add_argument(
         "--train-seeds", type=parse_seeds, default=[0], metavar="LIST", help="training seeds of {seed} paths"
@@ -157,7 +159,8 @@ def _evaluate_in_worker(job: Job) -> list[dict[str, Any]]:
 def policy_specs(text: str, train_seeds: list[int]) -> list[PolicySpec]:
     specs = []
     for item in [s.strip() for s in text.split(",") if s.strip()]:
-        name, _, path = item.partition("=")
+        head, _, path = item.partition("=")
+        label, _, name = head.rpartition(":")  # LABEL:NAME=PATH names the row; without LABEL, the item does
         if name not in AGENTS:
             raise unknown_name("agent", name, AGENTS)
         if not path and AGENTS[name].learns:
@@ -169,9 +172,12 @@ def policy_specs(text: str, train_seeds: list[int]) -> list[PolicySpec]:
         for p in paths.values():
             if p is not None and not p.exists():
                 raise UserError(f"saved agent {p} does not exist")
-        specs.append(PolicySpec(item, name, paths))
+        specs.append(PolicySpec(label or item, name, paths))
     if not specs:
         raise UserError("--agents needs at least one policy")
+    labels = [spec.label for spec in specs]
+    if len(set(labels)) < len(labels):
+        raise UserError(f"--agents names a policy twice ({', '.join(labels)}); tell them apart as LABEL:NAME=PATH")
     return specs
 
 
@@ -295,7 +301,9 @@ def plot_learning_curves(path: Path, curves: dict[str, dict[str, Any]]) -> None:
     (smoothed over a window of a tenth of the run)."""
     fig = Figure(figsize=(6.4, 4.0), dpi=110)
     ax = fig.add_subplot()
+    short = {label: label.split("=")[0] for label in curves}  # "ppo=runs/..." -> "ppo", unless two share it
     for label, curve in curves.items():
+        name = short[label] if list(short.values()).count(short[label]) == 1 else label
         matrix = np.array(curve["returns"])
         window = max(1, matrix.shape[1] // 10)
         kernel = np.ones(window) / window
@@ -304,7 +312,7 @@ def plot_learning_curves(path: Path, curves: dict[str, dict[str, Any]]) -> None:
         mean = smooth.mean(axis=0)
         n = smooth.shape[0]
         half = student_t.ppf(0.975, n - 1) * smooth.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(mean)
-        ax.plot(x, mean, label=f"{label.split('=')[0]} ({n} seeds)")
+        ax.plot(x, mean, label=f"{name} ({n} seeds)")
         ax.fill_between(x, mean - half, mean + half, alpha=0.2)
     ax.set_xlabel("training episode")
     ax.set_ylabel(f"episode return (moving mean of {window})")
