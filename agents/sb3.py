@@ -153,7 +153,8 @@ class GaussianPolicyAgent(SB3Agent):
       actions over the whole [-1, 1] box, as wide as random actions).
     """
 
-    own_hypers = frozenset({"start_at_rule", "initial_std"})
+    own_defaults: ClassVar[dict[str, Any]] = {"start_at_rule": False, "initial_std": 1.0}
+    own_hypers = frozenset(own_defaults)
 
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
@@ -188,8 +189,7 @@ class PPOAgent(GaussianPolicyAgent):
         "learning_rate": 3e-4,
         "gamma": 0.99,
         "verbose": 0,
-        "start_at_rule": False,
-        "initial_std": 1.0,
+        **GaussianPolicyAgent.own_defaults,
     }
 
 
@@ -203,8 +203,7 @@ class A2CAgent(GaussianPolicyAgent):
         "learning_rate": 7e-4,
         "gamma": 0.99,
         "verbose": 0,
-        "start_at_rule": False,
-        "initial_std": 1.0,
+        **GaussianPolicyAgent.own_defaults,
     }
 
 
