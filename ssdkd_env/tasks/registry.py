@@ -273,7 +273,7 @@ register_task(  # the same data, normalisation and loader; a U-Net pair and sche
         recipe=_UNET_SCENE_RECIPE,
         description="CamVid at CPU scale: the same data with a small U-Net pair that fits 2 CPU cores",
         cpu_variant=None,
-        scale_note="a teacher of about 40 minutes (projected) and students of about 46 minutes a run on 2 CPU cores",
+        scale_note="a teacher of about 35 minutes and students of about 46 minutes a run on 2 CPU cores",
     )
 )
 NYUV2 = register_task(
