@@ -33,9 +33,15 @@ def test_run_writes_every_output(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
     config = tiny_config_file(tmp_path / "tiny.json")
-    result = distill("--task", "digits", "--teacher", str(teacher), "--config", str(config), "--out", str(out))
+    result = distill(
+        "--task", "digits", "--teacher", str(teacher), "--config", str(config), "--out", str(out),
+        "--set", "synthesis.pretrain_steps=2",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
+    pretraining = summary["synthesis"]  # the generator's warm-up, reported apart from the samples it kept
+    assert pretraining["pretrain_steps"] == 2 and pretraining["pretrain_images"] == 2 * 16
+    assert len(pretraining["pretrain_bn_loss_first"]) == len(pretraining["pretrain_bn_loss_last"]) == 1
     for key in (
         "method",
         "task",

@@ -179,3 +179,44 @@ def test_meta_generators_take_turns() -> None:
     assert torch.allclose(synth.bn_buffers[0][0][0], expected)
     with pytest.raises(UserError, match="generators=0: must be >= 1"):
         SynthesisConfig(generators=0)
+
+
+def test_pretraining_lowers_the_bn_loss_once_before_the_first_round_and_survives_a_checkpoint() -> None:
+    """``pretrain_steps`` train every meta-generator directly before round 0 (its BN loss falls), only once,
+    without touching the rounds' momentum buffers; a restored synthesizer does not train again."""
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(8 * 8, 5)).eval()
+    with torch.no_grad():  # bright, flat images: statistics a random generator (sigmoid output) misses at its start
+        teacher[0].running_mean.fill_(0.8)
+        teacher[0].running_var.fill_(0.01)
+    teacher.requires_grad_(False)
+
+    def build(steps: int) -> MetaGeneratorSynthesizer:
+        config = SynthesisConfig(nz=8, ngf=4, g_steps=1, generators=2, pretrain_steps=steps, lr_g=0.05)
+        return MetaGeneratorSynthesizer(
+            teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"),
+            torch.Generator().manual_seed(1), torch.Generator().manual_seed(1),
+        )  # fmt: skip
+
+    synth = build(60)
+    assert not synth.pretrained and synth.pretrain_bn_losses == []
+    before = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
+    synth.synthesize(SynthesisRequest(6, torch.zeros(5), 0))
+    assert synth.pretrained and [len(losses) for losses in synth.pretrain_bn_losses] == [60, 60]
+    for losses in synth.pretrain_bn_losses:
+        assert losses[-1] < 0.5 * losses[0]
+    # both generators were trained, though round 0 is generator 0's turn
+    after = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
+    assert all(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+    assert synth.bn_buffers[1][0] == (None, None)  # generator 1 has had no round: its momentum starts fresh
+    # no second pre-training: round 1 moves generator 1 only by its Reptile step
+    losses = list(synth.pretrain_bn_losses)
+    synth.synthesize(SynthesisRequest(6, torch.zeros(5), 1))
+    assert synth.pretrain_bn_losses == losses
+    restored = build(60)
+    restored.load_state_dict(synth.state_dict())
+    assert restored.pretrained and restored.report() == synth.report()
+    restored.synthesize(SynthesisRequest(6, torch.zeros(5), 2))
+    assert restored.pretrain_bn_losses == losses
+    assert restored.report()["pretrain_steps"] == 60 and len(restored.report()["pretrain_bn_loss_last"]) == 2
+    assert build(0).pretrained and build(0).report() == {}  # nothing to do without steps

@@ -63,7 +63,8 @@ def build_probe(
 ) -> ProbeSet:
     """Invert ``size`` probe samples: ``rounds`` rounds of BN + class loss, balanced classes.
 
-    The first half of the rounds warm the generator up; the samples of the second half are kept.
+    The first half of the rounds warm the generator up; the samples of the second half are kept. The
+    synthesis' ``pretrain_steps`` are not taken, so the probe costs the same whatever the run's warm-up.
     ``precision`` and ``channels_last`` are the run's (see ``EngineConfig``).
     """
     kind = TASK_KINDS.get(task.kind)
@@ -74,7 +75,7 @@ def build_probe(
     rounds = max(2, rounds)
     keep_rounds = rounds - rounds // 2
     per_round = -(-size // keep_rounds)  # ceil
-    config = replace(synthesis, adv_weight=0.0)
+    config = replace(synthesis, adv_weight=0.0, pretrain_steps=0)  # a yardstick: no generator pre-training
     uniform = torch.zeros(task.num_classes, device=device)
     images, logits = [], []
     # the probe depends on ``seed`` only: its own generators for weights and for sampling

@@ -125,6 +125,7 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         "probe_agreement": log.rows[-1]["probe_agreement"],
         "probe_kl": log.rows[-1]["probe_kl"],
         "synthetic_samples": engine.synthetic_samples,
+        "synthesis": engine.synthesizer.report(),
         "buffer_size": 0 if engine.memory is None else engine.memory.capacity,
         "buffer_filled": 0 if engine.memory is None else engine.memory.size,
         "rounds": engine.round,

@@ -55,6 +55,10 @@ class BaseSynthesizer(ABC):
     def close(self) -> None:  # noqa: B027  (optional hook: most synthesizers hold nothing shared)
         """Release what the synthesizer put on shared models (hooks on the teacher)."""
 
+    def report(self) -> dict[str, Any]:
+        """Facts of the run's synthesis worth a line in ``summary.json`` (none by default)."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

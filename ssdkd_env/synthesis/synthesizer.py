@@ -51,6 +51,8 @@ class SynthesisConfig(Validated):
     tv_weight: float = spec(0.0, ge=0)  # total-variation image prior (DeepInversion), on the normalised images
     bn_momentum: float = spec(0.9, ge=0, le=1)  # mixing of batch BN statistics with earlier rounds'
     warmup_rounds: int = spec(5, ge=0)  # rounds without the adversarial term
+    pretrain_steps: int = spec(0, ge=0)  # direct steps on each meta-generator (BN + class loss) before round 0
+    pretrain_batch: int = spec(16, ge=1)  # latents per pre-training step
     augment_shift: int = spec(0, ge=0)  # random translation of the images the losses see (Fast: crop, padding 4)
     augment_flip: bool = False  # random horizontal flips of the images the losses see (natural images)
     conditional: bool = False  # class-conditional generator (a learned class embedding added to the latent)
@@ -126,6 +128,8 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0], active=False)
         # each meta-generator matches the statistics against its own momentum buffers
         self.bn_buffers: list[list[MomentumBuffer]] = [self.bn_loss.momentum_buffers for _ in self.metas]
+        self.pretrained = config.pretrain_steps == 0
+        self.pretrain_bn_losses: list[list[float]] = []  # each generator's BN loss, step by step, in pre-training
 
     @classmethod
     def from_context(cls, ctx: RunContext) -> MetaGeneratorSynthesizer:
@@ -154,6 +158,8 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         strength; ``difficulty`` is the focal exponent of the class loss.
         """
         cfg = self.config
+        if not self.pretrained:
+            self.pretrain(request)
         n, round_index, difficulty_gamma = request.n, request.round_index, request.difficulty
         targets = draw_targets(diversity_class_probs(request.class_counts, request.diversity), n, self.rng)
         z = torch.randn(n, cfg.nz, generator=self.rng).to(self.device).requires_grad_(True)
@@ -205,6 +211,41 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             },
         )
 
+    def pretrain(self, request: SynthesisRequest) -> None:
+        """Train each meta-generator directly for ``pretrain_steps`` steps on the BN-statistics and class
+        losses, with fresh latents and targets every step, before the first round.
+
+        Reptile's meta step moves a generator only a little each round: at 240x180 the 80 generator steps
+        of a CPU-scale run left the BN loss still falling and the images far from real frames
+        (BENCHMARKS.md, "CamVid"). A direct warm-up, as generator-based inversion trains its generator
+        (DeepInversion's statistics prior on a generator, Fang et al.'s CMI), starts round 0 from a
+        generator that already matches the teacher's statistics. The statistics are the batch's own
+        (no momentum); nothing is committed, so the rounds' momentum buffers start fresh.
+        """
+        cfg = self.config
+        probs = diversity_class_probs(request.class_counts, request.diversity)
+        with self.bn_loss.observing():
+            for meta in self.metas:
+                optimizer = torch.optim.Adam(meta.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
+                meta.train()
+                bn_losses = []
+                for _ in range(cfg.pretrain_steps):
+                    targets = draw_targets(probs, cfg.pretrain_batch, self.rng)
+                    z = torch.randn(cfg.pretrain_batch, cfg.nz, generator=self.rng).to(self.device)
+                    with autocast_for(self.device, self.precision):
+                        images = to_layout(meta(z, targets if cfg.conditional else None), self.channels_last)
+                        t_logits = self.teacher(to_layout(self._augment(images), self.channels_last)).float()
+                    loss_bn = self.bn_loss.value()
+                    loss = cfg.bn_weight * loss_bn + cfg.oh_weight * self.kind.target_loss(t_logits, targets, 0.0)
+                    if cfg.tv_weight > 0:
+                        loss = loss + cfg.tv_weight * total_variation(images.float())
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    bn_losses.append(loss_bn.detach())
+                self.pretrain_bn_losses.append(torch.stack(bn_losses).tolist())
+        self.pretrained = True
+
     def extra_loss(
         self, images: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor
     ) -> dict[str, torch.Tensor]:
@@ -231,12 +272,26 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             meta_p.grad = meta_p.detach() - fast_p.detach()
         optimizer.step()
 
+    def report(self) -> dict[str, Any]:
+        """The pre-training's steps, images, and BN loss at its first and last step per generator (if it ran)."""
+        if not self.pretrain_bn_losses:
+            return {}
+        return {
+            "pretrain_steps": self.config.pretrain_steps,
+            # images the warm-up generated to train the generators (none reach the student or the memory)
+            "pretrain_images": self.config.pretrain_steps * self.config.pretrain_batch * len(self.metas),
+            "pretrain_bn_loss_first": [round(losses[0], 4) for losses in self.pretrain_bn_losses],
+            "pretrain_bn_loss_last": [round(losses[-1], 4) for losses in self.pretrain_bn_losses],
+        }
+
     def state_dict(self) -> dict[str, Any]:
         """Generator, meta-optimiser and BN-momentum state for checkpoints."""
         return {
             "metas": [meta.state_dict() for meta in self.metas],
             "meta_optimizers": [optimizer.state_dict() for optimizer in self.meta_optimizers],
             "bn_buffers": self.bn_buffers,
+            "pretrained": self.pretrained,
+            "pretrain_bn_losses": self.pretrain_bn_losses,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -246,6 +301,8 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             meta.load_state_dict(meta_state)
             optimizer.load_state_dict(optimizer_state)
         self.bn_buffers = [list(per_generator) for per_generator in state["bn_buffers"]]
+        self.pretrained = state.get("pretrained", True)  # checkpoints from before pre-training existed
+        self.pretrain_bn_losses = state.get("pretrain_bn_losses", [])
 
 
 SYNTHESIZERS.add("meta-generator", MetaGeneratorSynthesizer)
