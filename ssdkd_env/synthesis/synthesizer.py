@@ -128,7 +128,6 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0], active=False)
         # each meta-generator matches the statistics against its own momentum buffers
         self.bn_buffers: list[list[MomentumBuffer]] = [self.bn_loss.momentum_buffers for _ in self.metas]
-        self.pretrained = config.pretrain_steps == 0
         self.pretrain_bn_losses: list[list[float]] = []  # each generator's BN loss, step by step, in pre-training
 
     @classmethod
@@ -184,9 +183,7 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
                 if s_logits is not None:
                     agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()
                     loss_adv = -(per_sample_kl(t_logits, s_logits) * agree).mean()
-                loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_oh + cfg.adv_weight * loss_adv
-                if cfg.tv_weight > 0:
-                    loss = loss + cfg.tv_weight * total_variation(images.float())
+                loss = self._inversion_loss(loss_bn, loss_oh, images, cfg.adv_weight * loss_adv)
                 extra = self.extra_loss(seen, t_logits, targets)
                 for term in extra.values():
                     loss = loss + term
@@ -237,15 +234,31 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
                         images = to_layout(meta(z, targets if cfg.conditional else None), self.channels_last)
                         t_logits = self.teacher(to_layout(self._augment(images), self.channels_last)).float()
                     loss_bn = self.bn_loss.value()
-                    loss = cfg.bn_weight * loss_bn + cfg.oh_weight * self.kind.target_loss(t_logits, targets, 0.0)
-                    if cfg.tv_weight > 0:
-                        loss = loss + cfg.tv_weight * total_variation(images.float())
+                    loss = self._inversion_loss(loss_bn, self.kind.target_loss(t_logits, targets, 0.0), images)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     bn_losses.append(loss_bn.detach())
                 self.pretrain_bn_losses.append(torch.stack(bn_losses).tolist())
-        self.pretrained = True
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the warm-up has nothing left to do (no steps asked for, or done)."""
+        return self.config.pretrain_steps == 0 or bool(self.pretrain_bn_losses)
+
+    def _inversion_loss(
+        self,
+        loss_bn: torch.Tensor,
+        loss_oh: torch.Tensor,
+        images: torch.Tensor,
+        adversarial: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The weighted BN-statistics and class losses, the weighted ``adversarial`` term when given, then
+        the total-variation prior when it is on."""
+        cfg = self.config
+        loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_oh
+        loss = loss if adversarial is None else loss + adversarial
+        return loss + cfg.tv_weight * total_variation(images.float()) if cfg.tv_weight > 0 else loss
 
     def extra_loss(
         self, images: torch.Tensor, t_logits: torch.Tensor, targets: torch.Tensor
@@ -291,7 +304,6 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             "metas": [meta.state_dict() for meta in self.metas],
             "meta_optimizers": [optimizer.state_dict() for optimizer in self.meta_optimizers],
             "bn_buffers": self.bn_buffers,
-            "pretrained": self.pretrained,
             "pretrain_bn_losses": self.pretrain_bn_losses,
         }
 
@@ -302,7 +314,6 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
             meta.load_state_dict(meta_state)
             optimizer.load_state_dict(optimizer_state)
         self.bn_buffers = [list(per_generator) for per_generator in state["bn_buffers"]]
-        self.pretrained = state.get("pretrained", True)  # checkpoints from before pre-training existed
         self.pretrain_bn_losses = state.get("pretrain_bn_losses", [])
 
 
