@@ -209,12 +209,14 @@ def test_pretraining_lowers_the_bn_loss_once_before_the_first_round_and_survives
     after = [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in synth.metas]
     assert all(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
     assert synth.bn_buffers[1][0] == (None, None)  # generator 1 has had no round: its momentum starts fresh
-    # no second pre-training: round 1 moves generator 1 only by its Reptile step
+    # no second pre-training: a later round never calls the warm-up, and its record is unchanged
     losses = list(synth.pretrain_bn_losses)
+    synth.pretrain = lambda request: pytest.fail("pre-trained twice")  # type: ignore[method-assign]
     synth.synthesize(SynthesisRequest(6, torch.zeros(5), 1))
     assert synth.pretrain_bn_losses == losses
     restored = build(60)
     restored.load_state_dict(synth.state_dict())
+    restored.pretrain = lambda request: pytest.fail("pre-trained after a restore")  # type: ignore[method-assign]
     assert restored.pretrained and restored.report() == synth.report()
     restored.synthesize(SynthesisRequest(6, torch.zeros(5), 2))
     assert restored.pretrain_bn_losses == losses

@@ -173,8 +173,7 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         with _frozen(self.student), self.bn_loss.observing():
             for _ in range(cfg.g_steps):
                 with autocast_for(self.device, self.precision):
-                    images = to_layout(self.fast(z, targets if cfg.conditional else None), self.channels_last)
-                    seen = to_layout(self._augment(images), self.channels_last)
+                    images, seen = self._generate(self.fast, z, targets)
                     t_logits = self.teacher(seen).float()
                     s_logits = None if student is None else student(seen).float()
                 loss_bn = self.bn_loss.value()
@@ -231,8 +230,8 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
                     targets = draw_targets(probs, cfg.pretrain_batch, self.rng)
                     z = torch.randn(cfg.pretrain_batch, cfg.nz, generator=self.rng).to(self.device)
                     with autocast_for(self.device, self.precision):
-                        images = to_layout(meta(z, targets if cfg.conditional else None), self.channels_last)
-                        t_logits = self.teacher(to_layout(self._augment(images), self.channels_last)).float()
+                        images, seen = self._generate(meta, z, targets)
+                        t_logits = self.teacher(seen).float()
                     loss_bn = self.bn_loss.value()
                     loss = self._inversion_loss(loss_bn, self.kind.target_loss(t_logits, targets, 0.0), images)
                     optimizer.zero_grad(set_to_none=True)
@@ -267,6 +266,14 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         hook for a subclass's extra guidance, given the images the teacher saw, its logits and the
         target classes. The round reports each term's last value as a loss of that name."""
         return {}
+
+    def _generate(
+        self, generator: nn.Module, z: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``generator``'s images for latents ``z`` (conditioned on ``targets`` when the config says so),
+        and the augmented view of them that the losses see, both in the models' memory layout."""
+        images = to_layout(generator(z, targets if self.config.conditional else None), self.channels_last)
+        return images, to_layout(self._augment(images), self.channels_last)
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         """Random shifts and flips (differentiable), so that the generator cannot satisfy the
