@@ -46,7 +46,7 @@ from tqdm import tqdm
 from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.common.io import prepare_out_dir, write_json
-from ssdkd_env.engine import METHODS, make_config, replace_nested
+from ssdkd_env.engine import METHODS, make_config, replace_nested, with_data_root
 from ssdkd_env.engine.config import EngineConfig, parse_override, read_config_file
 from ssdkd_env.engine.run import STATE_FILE, RunSpec, run_distillation
 from ssdkd_env.errors import UserError, unknown_name
@@ -138,7 +138,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def method_config(task: str, method: str, args: argparse.Namespace) -> EngineConfig:
-    """``method``'s defaults, then --config, --rounds and --set."""
+    """``method``'s defaults, then --config, --rounds and --set (and --data-root for ``kd-real``)."""
     config = make_config(task, method)
     if args.config is not None:
         partial = read_config_file(args.config)
@@ -148,7 +148,8 @@ def method_config(task: str, method: str, args: argparse.Namespace) -> EngineCon
     changes = dict(parse_override(s) for s in args.set)
     if args.rounds is not None:
         changes["rounds"] = args.rounds
-    return replace_nested(config, **changes) if changes else config  # every value is checked here
+    config = replace_nested(config, **changes) if changes else config  # every value is checked here
+    return with_data_root(config, args.data_root)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from ssdkd_env.common.cli import (
 )
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.common.io import prepare_out_dir
-from ssdkd_env.engine import METHODS, EngineConfig, make_config, replace_nested
+from ssdkd_env.engine import METHODS, EngineConfig, make_config, replace_nested, with_data_root
 from ssdkd_env.engine.config import parse_override, read_config_file
 from ssdkd_env.engine.run import RunSpec, load_resume_state, run_distillation
 from ssdkd_env.errors import UserError
@@ -79,6 +79,7 @@ def build_config(args: argparse.Namespace, task: str, method: str, base: EngineC
     changes = {key: getattr(args, dest) for dest, key in CONFIG_FLAGS.items() if getattr(args, dest) is not None}
     changes.update(dict(parse_override(s) for s in args.set))
     config = replace_nested(config, **changes) if changes else config  # every value is checked here
+    config = with_data_root(config, args.data_root)
     if config.task != task or config.method != method:
         raise UserError("task and method come from --task and --method, not from --config")
     return config

@@ -7,6 +7,7 @@ from ssdkd_env.engine.config import (
     make_config,
     methods_with_memory,
     replace_nested,
+    with_data_root,
 )
 from ssdkd_env.engine.engine import DistillationEngine, RoundMetrics
 from ssdkd_env.methods import METHODS
@@ -21,4 +22,5 @@ __all__ = [
     "make_config",
     "methods_with_memory",
     "replace_nested",
+    "with_data_root",
 ]

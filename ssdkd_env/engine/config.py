@@ -24,6 +24,7 @@ from ssdkd_env.synthesis import (
     AdversarialConfig,
     CondensedConfig,
     PixelInversionConfig,
+    RealDataConfig,
     SynthesisConfig,
 )
 from ssdkd_env.tasks import list_tasks
@@ -66,6 +67,7 @@ class EngineConfig(Validated):
     vae: VAEConfig = field(default_factory=VAEConfig)  # PRE-DFKD's generative replay memory (memory "vae")
     pixel: PixelInversionConfig = field(default_factory=PixelInversionConfig)  # DeepInversion's pixel optimisation
     condensed: CondensedConfig = field(default_factory=CondensedConfig)  # csmi's condensed samples and discriminator
+    real: RealDataConfig = field(default_factory=RealDataConfig)  # where kd-real reads the real training images
     distiller: DistillerConfig = field(default_factory=DistillerConfig)
     action: RoundAction = field(default_factory=RoundAction)
     # how forward passes run (ssdkd_env.common.precision); on a CPU the defaults give plain fp32 results
@@ -263,6 +265,14 @@ def make_config(task: str, method: str = "ssdkd", **overrides: Any) -> EngineCon
     if overrides:
         config = replace_nested(config, **overrides)
     return config
+
+
+def with_data_root(config: EngineConfig, data_root: str | Path | None) -> EngineConfig:
+    """``config`` with ``real.data_root`` set to ``data_root`` (a script's ``--data-root``) when its
+    synthesizer reads the real training images and no root is set yet."""
+    if config.synthesizer != "real-images" or config.real.data_root is not None or data_root is None:
+        return config
+    return replace_nested(config, **{"real.data_root": str(data_root)})
 
 
 def methods_with_memory() -> list[str]:

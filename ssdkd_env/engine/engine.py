@@ -96,7 +96,8 @@ class DistillationEngine:
         context = RunContext(
             config, task, self.kind, self.teacher, self.student, device, self.rng, init_rng, self.device_rng
         )
-        # the memory first: one that reads an input file (csmi's condensed samples) fails before the probe's work
+        # inputs first: a missing one (csmi's condensed samples, kd-real's data) fails before the probe's work
+        SYNTHESIZERS.get(config.synthesizer).check_inputs(context)
         self.memory: BaseMemory | None = (
             None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).from_context(context)
         )

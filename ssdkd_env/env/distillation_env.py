@@ -20,7 +20,7 @@ import torch.nn as nn
 from ssdkd_env.checkpoint import ModelCard
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.distillation import ProbeMetrics, ProbeSet, build_probe
-from ssdkd_env.engine import DistillationEngine, RoundAction, methods_with_memory, replace_nested
+from ssdkd_env.engine import DistillationEngine, RoundAction, methods_with_memory, replace_nested, with_data_root
 from ssdkd_env.engine.engine import RoundMetrics
 from ssdkd_env.env.config import EnvConfig
 from ssdkd_env.env.spaces import ACTION_SIZE, ACTION_WRAPPERS, ActionMapper, action_space, observation_fields
@@ -62,6 +62,7 @@ class DistillationEnv(gym.Env):
                 f"steer; methods with a memory: {', '.join(methods_with_memory())}"
             )
         memory_class = MEMORIES.get(config.engine.memory)
+        config = dataclasses.replace(config, engine=with_data_root(config.engine, config.data_root))  # kd-real's images
         self.config = config
         self.render_mode = render_mode
         self.task = get_task(config.engine.task)

@@ -66,6 +66,13 @@ for _steps, (_lr_g, _lr_z) in _FAST_STEPS.items():
     )
 
 register_method(
+    "kd-real",
+    {**METHODS.get("fast").overrides, "synthesizer": "real-images"},
+    "KD with the original data (Hinton et al., 2015; the with-data row of DFAD's tables): the fast preset's "
+    "growing pool and uniform replay, filled each round with real training images that the teacher labels "
+    "instead of inverted ones (give --data-root)",
+)
+register_method(
     "csmi",
     {**METHODS.get("fast").overrides, "synthesizer": "condensed-guided", "memory": "condensed-pool"},
     "Condensed-sample guided model inversion (2024) on Fast: a class-conditional discriminator on the teacher's "

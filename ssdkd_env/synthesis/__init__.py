@@ -1,5 +1,6 @@
 """Synthesizers: the registered interface, Fast-style generator inversion with SSD-KD's phi, and
-DFAD's adversarial generator, DeepInversion's pixel optimisation."""
+DFAD's adversarial generator, DeepInversion's pixel optimisation, and the real training images of
+the with-data reference (``kd-real``)."""
 
 from ssdkd_env.synthesis.adversarial import AdversarialConfig, AdversarialGenerator
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
@@ -7,6 +8,7 @@ from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
 from ssdkd_env.synthesis.condensed import CondensedConfig, CondensedGuidedSynthesizer
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets, focal_cross_entropy
 from ssdkd_env.synthesis.pixel import PixelInversion, PixelInversionConfig
+from ssdkd_env.synthesis.real import RealDataConfig, RealImageSampler
 from ssdkd_env.synthesis.synthesizer import MetaGeneratorSynthesizer, SynthesisConfig
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "MetaGeneratorSynthesizer",
     "PixelInversion",
     "PixelInversionConfig",
+    "RealDataConfig",
+    "RealImageSampler",
     "SynthesisConfig",
     "SynthesisRequest",
     "SynthesisResult",

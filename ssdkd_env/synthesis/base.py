@@ -48,6 +48,11 @@ class BaseSynthesizer(ABC):
     def from_context(cls, ctx: RunContext) -> BaseSynthesizer:
         """Build the synthesizer of a run."""
 
+    @classmethod  # noqa: B027  (optional hook: most synthesizers read no input)
+    def check_inputs(cls, ctx: RunContext) -> None:
+        """Fail with a :class:`~ssdkd_env.errors.UserError` when an input the run needs is missing,
+        before the run's expensive set-up (the probe's inversion)."""
+
     @abstractmethod
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
         """Produce ``request.n`` new samples with the teacher's outputs and the losses of the round."""
