@@ -44,6 +44,7 @@ def test_a_round_draws_distinct_training_images_labelled_by_the_teacher() -> Non
         expected = teacher(result.images)
     assert torch.allclose(result.teacher_logits, expected)
     assert torch.equal(result.targets, expected.argmax(1)) and result.losses == {}
+    assert synth.report() == {"data_free": False, "train_images": 12}  # summary.json says it is not data-free
 
 
 def test_more_samples_than_the_split_repeat_every_image_evenly() -> None:

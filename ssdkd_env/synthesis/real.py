@@ -11,7 +11,7 @@ the price of having no data, and this row's gap to the teacher is the price of t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -100,6 +100,11 @@ class RealImageSampler(BaseSynthesizer):
             teacher_logits=t_logits,
             losses={},
         )
+
+    def report(self) -> dict[str, Any]:
+        """That the run is not data-free, and the size of the split it drew from (the run's
+        ``synthetic_samples`` counts these real draws, plus the synthetic probe's images)."""
+        return {"data_free": False, "train_images": int(self.images.shape[0])}
 
 
 SYNTHESIZERS.add("real-images", RealImageSampler)
