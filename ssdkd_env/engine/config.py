@@ -215,6 +215,20 @@ _SEGMENTATION_CPU_DEFAULTS: dict[str, Any] = {
     "pixel.flip": True,
 }
 
+# The papers' segmentation pairs (camvid, nyuv2: DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2), otherwise at the
+# dataclass defaults: DFAD's -log(1 + D) generator loss (its segmentation setting), flips of scenes, and the small
+# probe of every dense task (a probe sample's outputs are K x H x W).
+_SEGMENTATION_PAPER_DEFAULTS: dict[str, Any] = {
+    key: _SEGMENTATION_CPU_DEFAULTS[key]
+    for key in (
+        "probe_size",
+        "adversarial.objective",
+        "synthesis.augment_flip",
+        "distiller.augment_flip",
+        "pixel.flip",
+    )
+}
+
 # Road and indoor scenes at CPU scale (camvid-cpu, nyuv2-cpu): a dense sample of a scene is 40 to 130 times
 # the pixels of a 32x32 one, so fewer and smaller batches, a smaller buffer and probe.
 _SCENE_CPU_DEFAULTS: dict[str, Any] = {
@@ -252,6 +266,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "distiller.batch_size": 64,
         "distiller.lr": 0.05,
     },
+    "camvid": _SEGMENTATION_PAPER_DEFAULTS,
+    "nyuv2": _SEGMENTATION_PAPER_DEFAULTS,
     "camvid-cpu": {**_SCENE_CPU_DEFAULTS, "synthesis.augment_shift": 16, "distiller.augment_shift": 16},
     "nyuv2-cpu": _SCENE_CPU_DEFAULTS,
 }
