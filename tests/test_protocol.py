@@ -93,6 +93,18 @@ def test_a_learner_is_summarised_over_training_seeds_and_paired_by_evaluation_se
     assert fixed["over"] == "evaluation seeds" and fixed["mean"] == pytest.approx(-0.1) and fixed["std"] < 1e-12
 
 
+def test_a_learner_against_a_learner_pairs_training_seed_with_training_seed() -> None:
+    # training seed t of the reference scores t / 10 above its eval-seed baseline; the policy 0.02 above that
+    reference = [episode(t, s, 0.3 + 0.1 * s + 0.1 * t) for t in range(3) for s in range(4)]
+    learner = [episode(t, s, 0.32 + 0.1 * s + 0.1 * t) for t in range(3) for s in range(4)]
+    paired = compare.paired_against(learner, reference)["student_acc"]
+    assert paired["over"] == "training seeds" and paired["n"] == 3
+    assert paired["mean"] == pytest.approx(0.02) and paired["std"] < 1e-12
+    # a fixed policy (one training seed) is paired with the reference's mean over its training seeds
+    fixed = compare.paired_against([episode(0, s, 0.4 + 0.1 * s) for s in range(4)], reference)["student_acc"]
+    assert fixed["over"] == "evaluation seeds" and fixed["mean"] == pytest.approx(0.0) and fixed["std"] < 1e-12
+
+
 def test_policies_are_named_by_their_item_or_a_given_label(tmp_path: Path) -> None:
     for s in (0, 1):
         (tmp_path / f"ppo-s{s}").mkdir()

@@ -256,14 +256,25 @@ def summarise(episodes: list[dict[str, Any]], train_seeds: int) -> dict[str, Any
 
 
 def paired_against(episodes: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per metric, :func:`paired_test` of (policy - reference) on the same evaluation seeds."""
+    """Per metric, :func:`paired_test` of (policy - reference) on the same evaluation seeds.
+
+    When both were trained over several seeds (a learner against a learner), training seed t of the
+    policy is paired with training seed t of the reference; otherwise each episode is paired with the
+    reference's mean over its training seeds on the same evaluation seed (one value for a fixed rule)."""
+    matched = len({e["train_seed"] for e in episodes}) > 1 and len({e["train_seed"] for e in reference}) > 1
     out: dict[str, Any] = {}
     for metric in METRICS:
-        ref = {int(e["seed"]): e[metric] for e in reference if e[metric] is not None}
+        runs = {(int(e["train_seed"]), int(e["seed"])): float(e[metric]) for e in reference if e[metric] is not None}
+        per_seed: dict[int, list[float]] = {}
+        for (_, seed), value in runs.items():
+            per_seed.setdefault(seed, []).append(value)
+        mean_over_runs = {seed: statistics.fmean(values) for seed, values in per_seed.items()}
         by_seed: dict[int, list[float]] = {}
         for e in episodes:
-            if e[metric] is not None and int(e["seed"]) in ref:
-                by_seed.setdefault(int(e["train_seed"]), []).append(float(e[metric]) - float(ref[int(e["seed"])]))
+            key = (int(e["train_seed"]), int(e["seed"]))
+            ref = runs.get(key) if matched else mean_over_runs.get(key[1])
+            if e[metric] is not None and ref is not None:
+                by_seed.setdefault(key[0], []).append(float(e[metric]) - ref)
         if not by_seed:
             continue
         if len(by_seed) > 1:
