@@ -15,8 +15,9 @@ The protocol (Agarwal et al. 2021 and Henderson et al. 2018 on reporting RL resu
   over the evaluation seeds; a fixed policy's is over the evaluation seeds;
 - each policy is compared with ``ssdkd`` (--reference) by a paired test: per evaluation seed the
   difference of the two scores, averaged per training seed, then a one-sample t-test over training
-  seeds (over evaluation seeds for a fixed policy); the table also gives the smallest difference this
-  test detects with 80% power at the observed spread;
+  seeds (over evaluation seeds for a fixed policy); against a learner reference, training seed t is
+  paired with its training seed t; the table also gives the smallest difference this test detects
+  with 80% power at the observed spread;
 - the learning curves of each learner's training runs (their summary.json, beside the saved agent)
   are averaged over training seeds with a 95% band, and the final quarter of training is compared
   with the first (the rise and its confidence interval over training seeds).
