@@ -127,29 +127,33 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180.0)
         time.sleep(0.05)
 
 
-def start_long_comparison(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """Two tiny digits runs of 100,000 rounds, two workers: still running whenever the test acts."""
+def start_long_comparison(tmp_path: Path, jobs: int = 2) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """Two tiny digits runs of 100,000 rounds, ``jobs`` at a time: still running whenever the test acts."""
     teacher = str(saved_random_teacher(tmp_path / "teacher.pt"))
     out, log = tmp_path / "cmp", tmp_path / "stderr.txt"
     sets = [arg for key, value in {**TINY, "rounds": 100_000}.items() for arg in ("--set", f"{key}={value}")]
     cmd = [sys.executable, str(SCRIPT), "--task", "digits", "--teacher", teacher, "--methods", "ssdkd"]
-    cmd += ["--seeds", "0,1", "--jobs", "2", "--out", str(out), *sets, "--no-progress", "--device", "cpu"]
+    cmd += ["--seeds", "0,1", "--jobs", str(jobs), "--out", str(out), *sets, "--no-progress", "--device", "cpu"]
     with open(log, "wb") as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
     return proc, out, log
 
 
-def running_workers(proc: subprocess.Popen[bytes], out: Path) -> dict[int, tuple[str, int] | None]:
-    """Wait until both workers have started their runs; their pids (and start times, against pid reuse)."""
+def running_workers(
+    proc: subprocess.Popen[bytes], out: Path, seeds: tuple[int, ...] = (0, 1)
+) -> dict[int, tuple[str, int] | None]:
+    """Wait until one worker per seed in ``seeds`` has started its run; their pids (and start times,
+    against pid reuse)."""
     workers: dict[int, str] = {}
 
-    def both_running() -> bool:
+    def all_running() -> bool:
         assert proc.poll() is None, "compare_methods.py ended early"
         workers.clear()
         workers.update({p: c for p, c in children_of(proc.pid).items() if "spawn_main" in c})
-        return len(workers) == 2 and all((out / f"ssdkd-s{s}" / "config.json").is_file() for s in (0, 1))
+        started = all((out / f"ssdkd-s{s}" / "config.json").is_file() for s in seeds)
+        return len(workers) == len(seeds) and started
 
-    wait_until(both_running, "both workers to start their runs")
+    wait_until(all_running, "the workers to start their runs")
     return {pid: process_start(pid) for pid in workers}
 
 
@@ -199,6 +203,22 @@ def test_workers_die_with_a_parent_killed_outright(tmp_path: Path) -> None:
         workers = running_workers(proc, out)
         proc.send_signal(signal.SIGKILL)  # no handler runs: the kernel ends the workers
         assert proc.wait(timeout=60) == -signal.SIGKILL
+        assert_all_gone(workers)
+    finally:
+        kill_leftovers(proc, workers)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_one_job_runs_each_run_in_a_worker_of_its_own(tmp_path: Path) -> None:
+    """With --jobs 1 the runs still get a process each (one at a time), so each peak memory is its own."""
+    proc, out, _ = start_long_comparison(tmp_path, jobs=1)
+    workers: dict[int, tuple[str, int] | None] = {}
+    try:
+        workers = running_workers(proc, out, seeds=(0,))
+        assert not (out / "ssdkd-s1").exists()  # one at a time
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
         assert_all_gone(workers)
     finally:
         kill_leftovers(proc, workers)

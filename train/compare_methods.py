@@ -9,7 +9,8 @@ Every run is a full ``train/distill.py`` run (same engine, same outputs) in OUT/
 OUT/results.md and OUT/results.csv hold mean ± std per method. Each method's configuration is
 its defaults, then --config, --rounds and --set.
 
---jobs N runs N at a time, each in its own process, splitting the CPU threads between them;
+--jobs N runs N at a time, each in its own process (also at --jobs 1, so each run's peak memory is
+its own), splitting the CPU threads between them;
 SIGTERM or Ctrl-C stops every worker with the parent. Without --resume, an OUT that already
 holds any of the asked-for runs is refused; --resume keeps finished runs whose configuration is
 unchanged, continues interrupted ones from their checkpoints and re-runs those whose
@@ -257,12 +258,14 @@ class _Worker:
 def run_all(pending: list[tuple[EngineConfig, RunSpec]], jobs: int) -> Generator[dict[str, Any], None, None]:
     """Run every pending run, ``jobs`` at a time; yields summaries as runs finish.
 
-    Each parallel run gets a fresh spawned process (so its peak memory is its own). When the
+    Each run gets a fresh spawned process, also with ``jobs=1`` when more than one run is pending,
+    so that its peak memory (a process's high-water mark) is its own; a single run stays in this
+    process. When the
     generator is closed early (an error, Ctrl-C, SIGTERM turned into an exception), every worker
     still running is terminated and reaped before the exception goes on; on Linux, workers also
     die if the parent is killed outright (``PR_SET_PDEATHSIG``).
     """
-    if jobs == 1 or len(pending) <= 1:
+    if len(pending) <= 1:
         for config, spec in pending:
             yield run_distillation(config, spec)
         return
