@@ -260,10 +260,9 @@ def run_all(pending: list[tuple[EngineConfig, RunSpec]], jobs: int) -> Generator
 
     Each run gets a fresh spawned process, also with ``jobs=1`` when more than one run is pending,
     so that its peak memory (a process's high-water mark) is its own; a single run stays in this
-    process. When the
-    generator is closed early (an error, Ctrl-C, SIGTERM turned into an exception), every worker
-    still running is terminated and reaped before the exception goes on; on Linux, workers also
-    die if the parent is killed outright (``PR_SET_PDEATHSIG``).
+    process. When the generator is closed early (an error, Ctrl-C, SIGTERM turned into an
+    exception), every worker still running is terminated and reaped before the exception goes on;
+    on Linux, workers also die if the parent is killed outright (``PR_SET_PDEATHSIG``).
     """
     if len(pending) <= 1:
         for config, spec in pending:
