@@ -181,6 +181,17 @@ def test_generator_loss_has_the_disc_term_and_weight_zero_is_plain_fast(tmp_path
     assert not torch.equal(on[0]["images"], plain[0]["images"])
 
 
+@pytest.mark.parametrize("task", ["digits", "mnist", "cifar10-cpu"])
+def test_csmi_is_fast2_plus_guidance_on_every_task(task: str) -> None:
+    """csmi's base is Fast2 whatever the task's default number of generator steps (10 on MNIST, 5 on CIFAR-10)."""
+    from ssdkd_env.engine.config import make_config
+
+    base, guided = make_config(task, "fast2"), make_config(task, "csmi")
+    assert guided.synthesis == base.synthesis
+    assert (guided.synthesizer, base.synthesizer) == ("condensed-guided", "meta-generator")
+    assert make_config(task, "csmi", **{"synthesis.g_steps": 10}).synthesis.g_steps == 10
+
+
 # ------------------------------------------------------------------ csmi runs
 
 

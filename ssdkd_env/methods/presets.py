@@ -74,10 +74,11 @@ register_method(
 )
 register_method(
     "csmi",
-    {**METHODS.get("fast").overrides, "synthesizer": "condensed-guided", "memory": "condensed-pool"},
-    "Condensed-sample guided model inversion (2024) on Fast: a class-conditional discriminator on the teacher's "
-    "features separates condensed from synthetic samples and the generator learns to fool it; the student also "
-    "trains on the condensed samples (set condensed.path to a file of train/condense.py)",
+    {**METHODS.get("fast2").overrides, "synthesizer": "condensed-guided", "memory": "condensed-pool"},
+    "Condensed-sample guided model inversion (2024) on Fast2 (its 2 generator steps and rates on every task): "
+    "a class-conditional discriminator on the teacher's features separates condensed from synthetic samples and "
+    "the generator learns to fool it; the student also trains on the condensed samples (set condensed.path to a "
+    "file of train/condense.py)",
 )
 
 _DFAD_GAME = {"round_loop": "adversarial", "synthesizer": "adversarial-generator"}
