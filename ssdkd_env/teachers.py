@@ -1,7 +1,8 @@
-"""Finding a run's teacher: an explicit checkpoint, the cache, or a freshly trained one."""
+"""Finding a run's teacher: an explicit checkpoint, the cache, the shipped zoo, or a freshly trained one."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from ssdkd_env.common.io import default_teacher_dir
 from ssdkd_env.errors import UserError
 from ssdkd_env.supervised import TeacherRun, train_teacher
 from ssdkd_env.tasks import LabeledImages, TaskSpec
+from ssdkd_env.zoo import find_zoo_teacher, verified_path
 
 
 def no_teacher_error(task: TaskSpec) -> UserError:
@@ -32,11 +34,20 @@ def obtain_teacher(
     progress: bool = True,
     train: bool = True,
 ) -> tuple[nn.Module, ModelCard]:
-    """Load ``teacher_path``; else the cached teacher of the task's default architecture,
-    training it first (only with ``train=True``) when the task's data can be had."""
+    """Load ``teacher_path``; else the cached teacher of the task's default architecture; else the
+    zoo's (:mod:`ssdkd_env.zoo`), with a one-line notice on stderr; else train and cache one (only
+    with ``train=True``) when the task's data can be had."""
     if teacher_path is not None:
         return load_model(teacher_path, task=task.name, role="teacher", device=device)
     cached = default_teacher_dir(task.name, task.teacher_arch) / "teacher.pt"
+    shipped = find_zoo_teacher(task.name, task.teacher_arch)
+    if not cached.is_file() and shipped is not None:
+        print(
+            f"notice: no teacher for task '{task.name}' in the cache ({cached.parent}), so the zoo's "
+            f"{shipped.describe()} is used; --teacher PATH or train_teacher.py for another",
+            file=sys.stderr,
+        )
+        return load_model(verified_path(shipped), task=task.name, arch=task.teacher_arch, role="teacher", device=device)
     if not cached.is_file() and not train:
         raise UserError(
             f"no cached teacher for task '{task.name}' ({cached}): pass a teacher checkpoint, train one with "
