@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from ssdkd_env.errors import UserError
 from ssdkd_env.supervised import TeacherRun, train_teacher
 from ssdkd_env.tasks import LabeledImages, TaskSpec
 from ssdkd_env.zoo import find_zoo_teacher, verified_path
+
+ZOO_NOTICE_SHOWN = "SSDKD_ENV_ZOO_NOTICE_SHOWN"
+"""Set to the zoo file once its notice is printed, so worker processes started later stay quiet."""
 
 
 def no_teacher_error(task: TaskSpec) -> UserError:
@@ -35,18 +39,20 @@ def obtain_teacher(
     train: bool = True,
 ) -> tuple[nn.Module, ModelCard]:
     """Load ``teacher_path``; else the cached teacher of the task's default architecture; else the
-    zoo's (:mod:`ssdkd_env.zoo`), with a one-line notice on stderr; else train and cache one (only
-    with ``train=True``) when the task's data can be had."""
+    zoo's (:mod:`ssdkd_env.zoo`), with a one-line notice on stderr (once per process tree); else
+    train and cache one (only with ``train=True``) when the task's data can be had."""
     if teacher_path is not None:
         return load_model(teacher_path, task=task.name, role="teacher", device=device)
     cached = default_teacher_dir(task.name, task.teacher_arch) / "teacher.pt"
     shipped = find_zoo_teacher(task.name, task.teacher_arch)
     if not cached.is_file() and shipped is not None:
-        print(
-            f"notice: no teacher for task '{task.name}' in the cache ({cached.parent}), so the zoo's "
-            f"{shipped.describe()} is used; --teacher PATH or train_teacher.py for another",
-            file=sys.stderr,
-        )
+        if os.environ.get(ZOO_NOTICE_SHOWN) != shipped.file:
+            print(
+                f"notice: no teacher for task '{task.name}' in the cache ({cached.parent}), so the zoo's "
+                f"{shipped.describe()} is used; --teacher PATH or train_teacher.py for another",
+                file=sys.stderr,
+            )
+            os.environ[ZOO_NOTICE_SHOWN] = shipped.file
         return load_model(verified_path(shipped), task=task.name, arch=task.teacher_arch, role="teacher", device=device)
     if not cached.is_file() and not train:
         raise UserError(

@@ -19,7 +19,7 @@ from ssdkd_env.env.registration import task_env_ids
 from ssdkd_env.errors import UserError
 from ssdkd_env.supervised import TeacherRun, train_teacher
 from ssdkd_env.tasks import get_task
-from ssdkd_env.teachers import obtain_teacher
+from ssdkd_env.teachers import ZOO_NOTICE_SHOWN, obtain_teacher
 from ssdkd_env.zoo import ZOO_DIR, add_to_zoo, find_zoo_teacher, score_on_test_split, zoo_cards
 
 REQUIRED = {
@@ -70,10 +70,15 @@ def test_the_digits_card_command_trains_a_teacher_of_the_same_accuracy(tmp_path:
     assert summary["test_acc"] == pytest.approx(card.test_score, abs=0.01)
 
 
-def test_a_run_without_a_cached_teacher_takes_the_zoos_with_a_notice(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_without_a_cached_teacher_takes_the_zoos_with_one_notice(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ZOO_NOTICE_SHOWN, raising=False)
     teacher, card = obtain_teacher(get_task("digits"), None, None, False, torch.device("cpu"), train=False)
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1 and notice[0].startswith("notice:") and "zoo's digits/cnn" in notice[0]
+    obtain_teacher(get_task("digits"), None, None, False, torch.device("cpu"), train=False)
+    assert capsys.readouterr().err == ""  # once per process tree: workers started later stay quiet
     shipped = find_zoo_teacher("digits", "cnn")
     assert shipped is not None and card.test_acc == pytest.approx(shipped.test_score)
     reference, _ = load_model(shipped.path)
