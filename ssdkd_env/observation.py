@@ -2,7 +2,7 @@
 
 Every element of the environment's observation comes from a named :class:`ObsField`: the field
 gives its size, bounds, meaning and how the raw value is brought into its bounds. The layout, the
-observation space and the README's table are all derived from the same list.
+observation space and the documentation's table are all derived from the same list.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def assemble(fields: Sequence[ObsField], values: Mapping[str, Any], rounds: int)
 
 
 def markdown_table(fields: Sequence[ObsField]) -> str:
-    """The README's observation table (indices for the given sizes)."""
+    """The documentation's observation table (indices for the given sizes)."""
     lines = ["| # | name | size | range | meaning |", "|---|---|---|---|---|"]
     start = 0
     for f in fields:

@@ -261,16 +261,6 @@ def test_classification_kind_reduces_dense_values_per_sample() -> None:
     assert set(EVICTION_RULES) == {"lowest", "oldest", "class"}
 
 
-def test_readme_tables_are_the_declared_fields() -> None:
-    from ssdkd_env.env.spaces import action_table, observation_fields
-    from ssdkd_env.observation import markdown_table
-    from ssdkd_env.replay import ReplayBuffer
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert markdown_table(observation_fields(10, ReplayBuffer)) in readme
-    assert action_table() in readme
-
-
 @pytest.mark.parametrize("arch", ["cnn", "cnn_half", "lenet5", "lenet5_half", "wrn16_1", "vgg8", "mobilenetv2"])
 def test_a_run_generator_replays_the_global_stream_without_touching_it(arch: str) -> None:
     """Weights drawn from a generator seeded with s equal those of torch.manual_seed(s) + construction."""

@@ -1,4 +1,4 @@
-"""Diagnostic for BENCHMARKS.md ("CamVid"), not a method: it reads the real training frames.
+"""Diagnostic for docs/notebook/2026-12-03.md ("CamVid"), not a method: it reads the real training frames.
 
 Scores each distilled student on the real test split as it is, then again after its BatchNorm
 running statistics are re-estimated on the real training frames (a cumulative average over one

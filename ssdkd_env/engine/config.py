@@ -132,7 +132,7 @@ def replace_nested(config: EngineConfig, **changes: Any) -> EngineConfig:
 
 # BN-free LeNet-5 teachers: the student starts as a width-pruned copy of the teacher; deeper
 # inversion (10 steps) with four small generators taking turns; shift, shrink and mixup
-# augmentation relabelled by the teacher (measured in BENCHMARKS.md).
+# augmentation relabelled by the teacher (measured in docs/notebook/2026-11-21.md).
 _LENET_DEFAULTS: dict[str, Any] = {
     "student_init": "teacher",
     "rounds": 60,
@@ -153,7 +153,7 @@ _LENET_DEFAULTS: dict[str, Any] = {
 # Fast's CIFAR student recipe (Fang et al., AAAI 2022): KL at temperature 20 (scaled by T^2), SGD at 0.2.
 # A task default, so it holds for every method on the task (DFAD's own CIFAR rate is 0.1:
 # --set distiller.lr=0.1). On the CPU preset it kept 2.2 points more of the teacher than T = 4 at 0.1
-# (BENCHMARKS.md, "Fast's student recipe").
+# (docs/notebook/2026-12-02.md, "Fast's student recipe").
 _FAST_CIFAR_KD: dict[str, Any] = {"distiller.temperature": 20.0, "distiller.lr": 0.2}
 
 # CIFAR-10 at CPU scale (WRN-16-1 pair, 2 cores, well under 45 minutes): 48 rounds of 20 KD steps (more
@@ -161,7 +161,7 @@ _FAST_CIFAR_KD: dict[str, Any] = {"distiller.temperature": 20.0, "distiller.lr":
 # (5 steps per round, a class-conditional generator at half width, a larger class-loss weight) and the
 # images augmented (shift 4, flips) both where the generator's losses see them and where the student
 # replays them. `--rounds 120` is the longer schedule that keeps 87% of the teacher (38 minutes alone on
-# 2 cores). BENCHMARKS.md ("CIFAR-10 at CPU scale") has the measurements.
+# 2 cores). docs/notebook/ ("CIFAR-10 at CPU scale", 2026-11-23 to 12-02) has the measurements.
 _CIFAR_CPU_DEFAULTS: dict[str, Any] = {
     **_FAST_CIFAR_KD,
     "rounds": 48,
@@ -196,7 +196,7 @@ _CIFAR_PAPER_DEFAULTS: dict[str, Any] = {
 }
 
 # Segmentation at CPU scale (U-Net pairs): two generator steps a round (Fast2's; five gave lower student
-# mIoU on shapes at equal rounds, BENCHMARKS.md "Segmentation"); images are shifted and flipped where the
+# mIoU on shapes at equal rounds, docs/notebook/2026-12-02.md "Segmentation"); images are shifted and flipped where the
 # generator's losses see them and where the student replays them (masks move with the pixels: the teacher
 # relabels them); DFAD's -log(1 + D) generator loss. The probe is small: a dense sample's outputs are K x H x W.
 _SEGMENTATION_CPU_DEFAULTS: dict[str, Any] = {
@@ -245,7 +245,7 @@ _SCENE_CPU_DEFAULTS: dict[str, Any] = {
 
 # Per-task defaults (dotted keys). Anything not named keeps the dataclass default.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    # DeepInversion's pixel optimisation converges in far fewer steps on 8x8 images (BENCHMARKS.md)
+    # DeepInversion's pixel optimisation converges in far fewer steps on 8x8 images (docs/notebook/2026-12-01.md)
     "digits": {"rounds": 120, "kd_steps": 40, "action.synth_budget": 128, "pixel.iterations": 50, "pixel.lr": 0.1},
     "mnist": _LENET_DEFAULTS,
     "fashion-mnist": _LENET_DEFAULTS,
@@ -254,7 +254,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar10-cpu": _CIFAR_CPU_DEFAULTS,
     "cifar100": _CIFAR_PAPER_DEFAULTS,
     # shapes' classes are set by geometry, not colour: replayed samples are recoloured (channel order, gain,
-    # offset) and relabelled, so a generator settled on one palette still shows every colour (BENCHMARKS.md)
+    # offset) and relabelled, so a generator settled on one palette still shows every colour
+    # (docs/notebook/2026-12-02.md)
     "shapes": {
         **_SEGMENTATION_CPU_DEFAULTS,
         "rounds": 60,

@@ -33,7 +33,7 @@ from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
 
 class DistillationEnv(gym.Env):
-    """Data-free distillation as an environment (see the README for every observation element)."""
+    """Data-free distillation as an environment (docs/environment.md describes every observation element)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 

@@ -30,7 +30,7 @@ REGIMES: Registry[Regime] = Registry("regime")
 
 REGIMES.add("full", Regime("the task's own run, cut to the task's agent episode length (EPISODE_DEFAULTS)"))
 
-# Chosen on digits (BENCHMARKS.md, "A regime where decisions matter"): in 10 rounds of 25 KD steps on
+# Chosen on digits (docs/notebook/2026-12-02.md, "A regime where decisions matter"): in 10 rounds of 25 KD steps on
 # 64 new images a round, random actions end about 15 points of student accuracy below SSD-KD's rule,
 # and an episode costs seconds. The compute cost makes the synthetic budget a real trade-off.
 REGIMES.add(

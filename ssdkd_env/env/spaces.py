@@ -65,7 +65,7 @@ def action_space() -> spaces.Box:
 
 
 def action_table() -> str:
-    """The README's action table."""
+    """The action table of the documentation (docs/environment.md)."""
     lines = ["| # | name | range | meaning |", "|---|---|---|---|"]
     for i, f in enumerate(ACTION_FIELDS):
         lines.append(f"| {i} | `{f.name}` | [{f.low:g}, {f.high:g}] | {f.meaning} |")

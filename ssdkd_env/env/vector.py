@@ -14,7 +14,7 @@ same result on every transport and for every split into workers.
 
 Why workers hold whole environments rather than one stacked batch of students: on a CPU the
 forward and backward passes of these small models already cost the same per sample at batch 128
-as at batch 2,048 (BENCHMARKS.md, "Vector environments"), so stacking episodes into one batch
+as at batch 2,048 (docs/notebook/2026-12-02.md, "Vector environments"), so stacking episodes into one batch
 saves nothing there; parallel workers use the cores that one process leaves idle.
 """
 

@@ -5,7 +5,7 @@ each on a fresh batch from the generator, with one generator step after every
 ``adversarial.student_steps`` of them (DFAD: 5). The generator's learning rate follows the
 student's cosine schedule: with a constant one it keeps moving while the student's decays to
 zero, and the student, whose BatchNorm statistics follow the generator, collapses late in the
-run (measured on digits, BENCHMARKS.md). Both sides use the distiller's discrepancy (the KD
+run (measured on digits, docs/notebook/2026-12-01.md). Both sides use the distiller's discrepancy (the KD
 loss; DFAD found the mean absolute error of the logits best).
 
 With a memory (MB-DFKD's bank, PRE-DFKD's generative replay) each student step also replays

@@ -213,11 +213,11 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
 
         Reptile's meta step moves a generator only a little each round: at 240x180 the 80 generator steps
         of a CPU-scale run left the BN loss still falling and the images far from real frames
-        (BENCHMARKS.md, "CamVid"). A direct warm-up, as generator-based inversion trains its generator
+        (docs/notebook/2026-12-02.md, "CamVid"). A direct warm-up, as generator-based inversion trains its generator
         (DeepInversion's statistics prior on a generator, Fang et al.'s CMI), starts round 0 from a
         generator that already matches the teacher's statistics. The statistics are the batch's own
         (no momentum); nothing is committed, so the rounds' momentum buffers start fresh. Measured on
-        CamVid it lowers the BN loss but not the student's mIoU, so no task turns it on (BENCHMARKS.md).
+        CamVid it lowers the BN loss but not the student's mIoU, so no task turns it on (docs/notebook/2026-12-02.md).
         """
         cfg = self.config
         probs = diversity_class_probs(request.class_counts, request.diversity)

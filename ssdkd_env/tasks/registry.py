@@ -200,7 +200,8 @@ register_task(
 SHAPES_TRAIN, SHAPES_TEST, SHAPES_SIZE = 2000, 500, 32
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _DEEPLAB_RECIPE = TeacherRecipe(epochs=200, batch_size=16, lr=0.01, weight_decay=1e-4, max_shift=16, hflip=True)
-# the U-Net teacher of a scene at CPU scale: 40 epochs of Adam (BENCHMARKS.md, "CamVid at 240x180")
+# the U-Net teacher of a scene at CPU scale: 40 epochs of Adam
+# (docs/notebook/2026-12-01.md, "CamVid at 240x180: teacher")
 _UNET_SCENE_RECIPE = TeacherRecipe(
     epochs=40, batch_size=8, lr=3e-3, weight_decay=1e-4, optimizer="adam", max_shift=16, hflip=True
 )
