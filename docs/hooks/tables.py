@@ -172,6 +172,33 @@ def gym_ids() -> str:
     return _table(["id", "entry point", "keyword arguments"], rows)
 
 
+def public() -> str:
+    """What ``import ssdkd_env`` exposes (its ``__all__``), each with its home module and first docstring line."""
+    import ssdkd_env
+
+    rows = []
+    for name in ssdkd_env.__all__:
+        obj = getattr(ssdkd_env, name)
+        home = getattr(obj, "__module__", None) if callable(obj) else None
+        what = _first_line(obj) if home else (f"the {obj.kind} registry" if hasattr(obj, "kind") else "")
+        rows.append([f"`{name}`", f"`{home}`" if home else type(obj).__name__, what])
+    return _table(["name", "defined in", "what it is"], rows)
+
+
+def zoo() -> str:
+    from ssdkd_env.zoo import zoo_cards
+
+    rows = []
+    for c in zoo_cards():
+        score = f"{c.metric} {c.test_score:.4f}"
+        rows.append(
+            [f"`{c.task}`", f"`{c.arch}`", score, c.data, f"`{c.command}`", c.date, c.torch, f"{c.size_bytes:,}",
+             f"`{c.sha256[:12]}…`"]
+        )
+    header = ["task", "arch", "test score", "data", "command", "date", "torch", "bytes", "sha256"]
+    return _table(header, rows)
+
+
 def _load_script(name: str) -> ModuleType:
     """Import train/NAME.py as a module; its ``main`` does not run (the scripts guard it)."""
     module_name = f"train_script_{name}"
@@ -215,7 +242,8 @@ def scripts() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__.replace("_", "-"): f
     for f in (
-        observation, action, methods, components, component_details, tasks, models, agents, regimes, gym_ids, scripts
+        observation, action, methods, components, component_details, tasks, models, agents, regimes, gym_ids, zoo,
+        public, scripts
     )
 }
 
