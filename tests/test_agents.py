@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, random_teacher
+from helpers import TINY, nested, random_teacher, saved_random_teacher
 
 from agents import AGENTS, list_agents, load_agent, make_agent, preferred_action_mode
 from agents.builtin.random_agent import RandomAgent
+from agents.common.evaluation import EvalJob, evaluate_jobs
 from ssdkd_env.env import make_env
+from ssdkd_env.env.evaluation import make_env_config
 from ssdkd_env.errors import UserError
 
 NAMES = {"random", "fixed", "ssdkd", "uniform", "ucb", "reinforce", "search", "ppo", "a2c", "dqn", "sac", "td3"}
@@ -248,3 +250,32 @@ def test_sb3_stops_exactly_at_total_steps_and_trains_completed_rollouts(
     agent.learn(6)
     assert agent.num_steps == agent.model.num_timesteps == 6
     assert agent.model.logger.name_to_value["train/n_updates"] == updates
+
+
+def test_evaluation_jobs_give_each_seed_the_same_episode_however_they_are_split(tmp_path: Path) -> None:
+    env_file = tmp_path / "env.json"
+    env_file.write_text(json.dumps({"engine": nested({**TINY, "rounds": 2})}))
+    teacher = saved_random_teacher(tmp_path / "teacher.pt")
+    config = make_env_config("digits", "continuous", config_file=env_file, teacher=str(teacher), device="cpu")
+    data = config.to_dict()
+    # one job of three seeds, against three jobs of one seed after other policies used the same environment
+    whole = evaluate_jobs([EvalJob("ssdkd", "ssdkd", data, (7, 8, 9), keep_last=True)])
+    split = evaluate_jobs(
+        [EvalJob("uniform", "uniform", data, (9,))]
+        + [EvalJob("ssdkd", "ssdkd", data, (seed,), train_seed=3) for seed in (9, 8, 7)]
+    )
+    by_seed = {e["seed"]: e for r in split[1:] for e in r.episodes}
+    for episode in whole[0].episodes:
+        other = by_seed[episode["seed"]]
+        assert other["train_seed"] == 3 and episode["train_seed"] == 0
+        assert (other["return"], other["student_acc"], other["rounds"]) == (
+            episode["return"],
+            episode["student_acc"],
+            episode["rounds"],
+        )
+    assert split[0].episodes[0]["return"] != by_seed[9]["return"]  # uniform is another policy
+    kept = whole[0].kept  # the student and memory at the end of the last episode (seed 9)
+    assert kept is not None and split[1].kept is None
+    assert kept.images.shape[0] == kept.classes.shape[0] == kept.confidence.shape[0] > 0
+    assert ((kept.confidence > 0) & (kept.confidence <= 1)).all()
+    assert isinstance(kept.student, torch.nn.Module)

@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 from helpers import KILL_DRIVER, TINY, nested, saved_random_teacher
-from scripts import assert_one_line_error, run_in_process, run_script
+from scripts import assert_one_line_error, load_script, run_in_process, run_script
+
+from ssdkd_env.reporting import sample_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +57,7 @@ def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["agent"] == "reinforce" and summary["task"] == "digits" and summary["total_steps"] == 6
     assert summary["wall_time_s"] > 0
-    assert set(summary["policies"]) == {"reinforce", "ssdkd", "random"}
+    assert set(summary["policies"]) == {"reinforce", "ssdkd", "uniform"}
     for policy in summary["policies"].values():
         assert len(policy["episodes"]) == 2
         assert 0.0 <= policy["student_acc"]["mean"] <= 1.0 and 0.0 <= policy["probe_agreement"]["mean"] <= 1.0
@@ -180,3 +184,66 @@ def test_resume_restores_the_saved_configuration_and_refuses_changes(tmp_path: P
     assert summary["env_config"]["engine"] == saved["engine"]
     assert summary["learning_curve"][:2] == progress["curve"] and len(summary["learning_curve"]) == 3
     assert yaml.safe_load((out / "env_config.yaml").read_text()) == saved
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_main_job_reports_paired_differences_with_cis_and_per_environment_curves(tmp_path: Path) -> None:
+    """PPO with run_agent.py's defaults (started at the rule) on two environments, then the paired comparison."""
+    teacher = saved_random_teacher(tmp_path / "teacher.pt")
+    out = tmp_path / "run"
+    env_file = tiny_env_file(tmp_path / "env.json", rounds=2)
+    flags = f"--agent ppo --task digits --teacher {teacher} --config {env_file} --total-steps 8 --eval-episodes 3"
+    flags += " --n-envs 2 --transport local --eval-workers 1 --device cpu --no-progress"
+    flags += f" --hyper n_steps=2 --hyper batch_size=2 --hyper n_epochs=1 --out {out}"
+    result = run_in_process("run_agent", *flags.split())
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    # run_agent.py's PPO defaults, under the explicit --hyper values
+    assert summary["hyper"]["start_at_rule"] is True and summary["hyper"]["initial_std"] == 0.3
+    assert summary["hyper"]["learning_rate"] == 1e-3 and summary["hyper"]["n_steps"] == 2
+    assert set(summary["policies"]) == {"ppo", "ssdkd", "uniform"} and set(summary["paired"]) == {"ssdkd", "uniform"}
+    seeds = summary["eval_seeds"]
+    assert len(seeds) == 3 and all([e["seed"] for e in p["episodes"]] == seeds for p in summary["policies"].values())
+    table = (out / "results.md").read_text()
+    for baseline, paired in summary["paired"].items():
+        for metric in ("student_acc", "return"):
+            stats = paired[metric]
+            learned = [e[metric] for e in summary["policies"]["ppo"]["episodes"]]
+            reference = [e[metric] for e in summary["policies"][baseline]["episodes"]]
+            differences = np.subtract(learned, reference)  # paired seed by seed
+            assert stats["n"] == 3 and stats["over"] == "evaluation seeds"
+            assert stats["mean"] == pytest.approx(differences.mean())
+            assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"] and "p_value" in stats
+        acc, ret = paired["student_acc"], paired["return"]
+        paired_rows = table[table.index("| ppo minus |") :].splitlines()
+        row = next(line for line in paired_rows if line.startswith(f"| {baseline} ("))
+        assert f"{100 * acc['mean']:+.2f} [{100 * acc['ci95_low']:+.2f}, {100 * acc['ci95_high']:+.2f}]" in row
+        assert f"{ret['mean']:+.3f} [{ret['ci95_low']:+.3f}, {ret['ci95_high']:+.3f}]" in row
+        assert row in result.stdout  # the console's final lines give the same table
+    assert "ppo minus" in table and "95% CI" in table
+    # each training episode is attributed to its environment, whose seed is --seed + its index
+    assert [c["env_index"] for c in summary["learning_curve"]] == [0, 1, 0, 1]
+    runs = load_script("run_agent").curves_by_environment(summary)
+    assert list(runs) == ["env 0 (seed 0)", "env 1 (seed 1)"]
+    returns = [c["episode_return"] for c in summary["learning_curve"]]
+    assert runs["env 1 (seed 1)"]["episode return"] == returns[1::2]
+    for name in ("learning_curve.png", "eval_curves.png", "samples.png", "student.pt"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_sample_grid_labels_rows_and_tiles_and_draws_no_empty_tile() -> None:
+    images = torch.full((7, 1, 8, 8), -1.0)  # black: denormalised with mean 0 and std 1, then clamped to [0, 1]
+    classes = torch.tensor([2, 0, 2, 2, 0, 2, 2])
+    confidence = torch.tensor([0.5, 0.9, 0.7, 0.99, 0.6, 0.1, 0.3])
+    grid = sample_grid(images, classes, 3, [0.0], [1.0], per_class=4, confidence=confidence)
+    # class 1 has no sample: its row is labelled and empty; class 2 shows its 4 most confident of 5
+    assert grid.rows == [(0, [1, 4]), (1, []), (2, [3, 2, 0, 6])]
+    texts = [t[2] for t in grid.texts]
+    assert {"class 0", "class 1", "class 2", "2 samples", "0 samples", "5 samples", "none of this class"} <= set(texts)
+    assert [t for t in texts if t[:2] == "0."] == ["0.90", "0.60", "0.99", "0.70", "0.50", "0.30"]
+    assert grid.tile == (64, 64)  # an 8x8 digit upscaled 8 times
+    # exactly six black tiles are drawn: nothing where a class has no sample
+    dark = grid.canvas.sum(axis=2) < 0.5
+    assert dark.sum() == 6 * 64 * 64
+    rgb = sample_grid(torch.zeros(3, 3, 32, 32), torch.tensor([0, 1, 1]), 10, [0.5] * 3, [0.5] * 3)
+    assert rgb.tile == (64, 64) and [len(drawn) for _, drawn in rgb.rows] == [1, 2] + [0] * 8

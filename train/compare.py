@@ -34,7 +34,6 @@ import json
 import math
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,18 +43,18 @@ from matplotlib.figure import Figure
 from scipy.stats import t as student_t
 from tqdm import tqdm
 
-from agents import Agent, make_agent, preferred_action_mode
+from agents import preferred_action_mode
+from agents.common.evaluation import EvalJob, evaluate_jobs
 from agents.registry import AGENTS
 from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, parse_seeds, run_cli
 from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.env import EnvConfig, make_env
-from ssdkd_env.env.evaluation import env_config_from_cli, run_episode
+from ssdkd_env.env.evaluation import METRICS, confidence, env_config_from_cli, paired_against, paired_test
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.tasks import get_task
 
-METRICS = ("student_acc", "probe_agreement", "return")
 SEED_FIELD = "{seed}"
-POWER = 0.8
+__all__ = ["confidence", "main", "paired_against", "paired_test", "policy_specs", "summarise"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,65 +95,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def confidence(values: list[float]) -> dict[str, float]:
-    n = len(values)
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if n > 1 else 0.0
-    half = student_t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
-
-
-def paired_test(differences: list[float]) -> dict[str, float]:
-    """One-sample t-test of the mean of ``differences`` against 0, with its 95% CI and the smallest
-    difference it detects with 80% power (two-sided, alpha 0.05) at the observed spread."""
-    stats = confidence(differences)
-    n, std = len(differences), stats["std"]
-    if n < 2:
-        return {**stats, "p_value": float("nan"), "detectable": float("nan")}
-    se = std / math.sqrt(n)
-    t_value = stats["mean"] / se if se > 0 else math.copysign(math.inf, stats["mean"]) if stats["mean"] else 0.0
-    p_value = float(2 * student_t.sf(abs(t_value), n - 1))
-    detectable = (student_t.ppf(0.975, n - 1) + student_t.ppf(POWER, n - 1)) * se
-    return {**stats, "p_value": p_value, "detectable": float(detectable)}
-
-
 @dataclass
 class PolicySpec:
     label: str
     name: str
     paths: dict[int, Path | None]  # training seed -> saved agent (None: a policy that is not loaded)
-
-
-@dataclass
-class Job:
-    """One policy (one training seed of it) on every evaluation seed."""
-
-    label: str
-    name: str
-    train_seed: int
-    path: Path | None
-    config: dict[str, Any]
-    seeds: list[int]
-
-
-def evaluate(job: Job) -> list[dict[str, Any]]:
-    """Play ``job``'s evaluation episodes; each episode record gains its training seed."""
-    env = make_env(EnvConfig.from_dict(job.config))
-    policy: Agent = AGENTS[job.name].load(job.path, env) if job.path else make_agent(job.name, env, seed=0)
-    episodes = []
-    for seed in job.seeds:
-        episode = run_episode(env, policy, seed)
-        episode["train_seed"] = job.train_seed
-        episodes.append(episode)
-    env.close()
-    return episodes
-
-
-def _evaluate_in_worker(job: Job) -> list[dict[str, Any]]:
-    import torch
-
-    torch.set_num_threads(1)
-    return evaluate(job)
 
 
 def policy_specs(text: str, train_seeds: list[int]) -> list[PolicySpec]:
@@ -192,33 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     specs = policy_specs(args.agents, args.train_seeds)
     prepare_out_dir(args.out)
     configs: dict[str, EnvConfig] = {}
-    jobs: list[Job] = []
+    jobs: list[EvalJob] = []
     for spec in specs:
         mode = preferred_action_mode(spec.name)
         if mode not in configs:
             configs[mode] = env_config_from_cli(task.name, mode, args)
             make_env(configs[mode], train_teacher=True).close()  # a missing teacher is trained once, here
         for train_seed, path in spec.paths.items():
-            jobs.append(Job(spec.label, spec.name, train_seed, path, configs[mode].to_dict(), seeds))
+            jobs.append(EvalJob(spec.label, spec.name, configs[mode].to_dict(), tuple(seeds), path, train_seed))
     bar = tqdm(total=len(jobs) * len(seeds), desc="evaluating", unit="episode", disable=args.no_progress)
-    outcomes: list[list[dict[str, Any]]] = []
-    if args.jobs == 1:
-        for job in jobs:
-            bar.set_postfix(policy=job.label[:24], train_seed=job.train_seed)
-            outcomes.append(evaluate(job))
-            bar.update(len(seeds))
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_evaluate_in_worker, job) for job in jobs]
-            for future in futures:
-                outcomes.append(future.result())
-                bar.update(len(seeds))
+    outcomes = evaluate_jobs(jobs, args.jobs, on_done=lambda r: bar.update(len(r.episodes)))
     bar.close()
     results: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        episodes = [e for job, eps in zip(jobs, outcomes, strict=True) if job.label == spec.label for e in eps]
+        episodes = [e for outcome in outcomes if outcome.job.label == spec.label for e in outcome.episodes]
         results[spec.label] = summarise(episodes, len(spec.paths))
     reference = next((spec.label for spec in specs if spec.label == args.reference), None)
     if reference is not None:
@@ -253,35 +185,6 @@ def summarise(episodes: list[dict[str, Any]], train_seeds: int) -> dict[str, Any
             out[metric] = confidence([statistics.fmean(v) for v in by_seed.values()])
         else:
             out[metric] = confidence([v for values in by_seed.values() for v in values])
-    return out
-
-
-def paired_against(episodes: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per metric, :func:`paired_test` of (policy - reference) on the same evaluation seeds.
-
-    When both were trained over several seeds (a learner against a learner), training seed t of the
-    policy is paired with training seed t of the reference; otherwise each episode is paired with the
-    reference's mean over its training seeds on the same evaluation seed (one value for a fixed rule)."""
-    matched = len({e["train_seed"] for e in episodes}) > 1 and len({e["train_seed"] for e in reference}) > 1
-    out: dict[str, Any] = {}
-    for metric in METRICS:
-        runs = {(int(e["train_seed"]), int(e["seed"])): float(e[metric]) for e in reference if e[metric] is not None}
-        per_seed: dict[int, list[float]] = {}
-        for (_, seed), value in runs.items():
-            per_seed.setdefault(seed, []).append(value)
-        mean_over_runs = {seed: statistics.fmean(values) for seed, values in per_seed.items()}
-        by_seed: dict[int, list[float]] = {}
-        for e in episodes:
-            key = (int(e["train_seed"]), int(e["seed"]))
-            ref = runs.get(key) if matched else mean_over_runs.get(key[1])
-            if e[metric] is not None and ref is not None:
-                by_seed.setdefault(key[0], []).append(float(e[metric]) - ref)
-        if not by_seed:
-            continue
-        if len(by_seed) > 1:
-            out[metric] = {**paired_test([statistics.fmean(v) for v in by_seed.values()]), "over": "training seeds"}
-        else:
-            out[metric] = {**paired_test(next(iter(by_seed.values()))), "over": "evaluation seeds"}
     return out
 
 

@@ -6,9 +6,15 @@
     python train/run_agent.py --out runs/agent/digits-ppo-s0 --resume
 
 The agent trains on the distillation environment for --total-steps rounds (episodes of --rounds
-rounds), with checkpoints at episode ends; then the learned policy is evaluated on fresh seeds
-beside the `ssdkd` and `random` baselines. Outputs in --out: summary.json, results.md,
-learning_curve.png, eval_curves.png, samples.png, student.pt, env_config.yaml, tb/, checkpoint/.
+rounds), with checkpoints at episode ends. Then the learned policy and the --baselines (default:
+SSD-KD's rule `ssdkd` and `uniform` replay) each play the same --eval-episodes fresh seeds, and the
+policy is compared with each baseline by a paired test over those seeds (the difference in final
+student accuracy and in return, with its 95% CI and p-value), printed at the end and written to
+results.md. Outputs in --out: summary.json, results.md, learning_curve.png (per training
+environment), eval_curves.png, samples.png (the memory at the end of the policy's last evaluation
+episode), student.pt, env_config.yaml, tb/, checkpoint/.
+
+`ppo` starts at SSD-KD's rule unless --hyper says otherwise (RUN_DEFAULTS; --help lists them).
 
 With --resume the run continues with the environment configuration saved in --out/env_config.yaml
 and the agent, seed and hyper-parameters saved in --out/checkpoint/; --agent, --task, --seed,
@@ -28,7 +34,6 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,11 +41,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from matplotlib.image import imsave
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents import Agent, list_agents, make_agent, preferred_action_mode
+from agents.common.evaluation import EvalJob, KeptEpisode, evaluate_jobs
 from agents.registry import AGENTS
 from agents.sb3 import SB3Agent
 from ssdkd_env.checkpoint import card_for, save_model
@@ -57,22 +62,40 @@ from ssdkd_env.common.io import prepare_out_dir, write_json
 from ssdkd_env.engine import replace_nested
 from ssdkd_env.engine.config import parse_override
 from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig, make_env
-from ssdkd_env.env.evaluation import default_total_steps, env_config_from_cli, make_env_config, run_episode
+from ssdkd_env.env.evaluation import (
+    confidence,
+    default_total_steps,
+    env_config_from_cli,
+    make_env_config,
+    paired_against,
+)
 from ssdkd_env.env.vector import TRANSPORTS, GroupedVecEnv, make_vec_env
 from ssdkd_env.errors import UserError, unknown_name
-from ssdkd_env.reporting import save_curves
+from ssdkd_env.reporting import save_curves, save_learning_curves, save_sample_grid
 from ssdkd_env.tasks import get_task
 from ssdkd_env.tasks.kinds import TASK_KINDS
 
 EVAL_SEED_BASE = 100_000  # evaluation episodes use seeds never seen in training
+EVAL_CHUNK = 4  # evaluation seeds per job: a job's episodes do not depend on how jobs are spread over workers
 ENV_CONFIG_FILE = "env_config.yaml"
+# Hyper-parameters run_agent.py gives an agent unless --hyper overrides them. PPO starts at SSD-KD's
+# rule with a narrow spread and a larger step (docs/notebook/2026-12-02.md, "PPO started at the rule"): from SB3's
+# own start (the centre of the box, std 1) it spends its first episodes acting at random.
+RUN_DEFAULTS: dict[str, dict[str, Any]] = {"ppo": {"start_at_rule": True, "initial_std": 0.3, "learning_rate": 1e-3}}
+BASELINES = {"ssdkd": "the rule", "uniform": "uniform replay", "random": "random actions"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
     p.add_argument("--agent", default="ppo", help=f"one of: {', '.join(list_agents())}")
     add_common_flags(p, "task", "scale")
-    p.add_argument("--total-steps", type=int, default=None, help="environment steps (rounds) to learn over")
+    p.add_argument(
+        "--total-steps",
+        type=int,
+        default=None,
+        help="environment steps (rounds) to learn over (default: the regime's; "
+        f"{default_total_steps('digits', None)} for digits)",
+    )
     add_common_flags(p, "rounds", "regime")
     p.add_argument(
         "--n-envs",
@@ -98,11 +121,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the episodes on this Ray cluster ('auto', or ray://HEAD:10001); without it --transport ray starts "
         "a local Ray instance",
     )
-    p.add_argument("--eval-episodes", type=int, default=3, help="evaluation episodes per policy")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=16,
+        help="evaluation episodes per policy: every policy plays the same seeds, so differences are paired by seed",
+    )
+    p.add_argument(
+        "--baselines",
+        default="ssdkd,uniform",
+        help="fixed policies the learned one is compared with, comma-separated (any fixed agent, e.g. random)",
+    )
+    p.add_argument(
+        "--eval-workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="evaluation episodes played at once, in worker processes of one torch thread each",
+    )
     add_common_flags(p, "seed", "device")
     p.add_argument("--agent-device", default="cpu", help="device of the agent's own networks")
     add_common_flags(p, "teacher", "data-root", "download", "config", "set")
-    p.add_argument("--hyper", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
+    p.add_argument(
+        "--hyper",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="agent hyper-parameter, over the agent's defaults and these of run_agent.py: "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{k}={v}" for k, v in hyper.items()) for name, hyper in RUN_DEFAULTS.items()
+        ),
+    )
     p.add_argument(
         "--action",
         default=None,
@@ -117,8 +165,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def agent_hyper(args: argparse.Namespace) -> dict[str, Any]:
-    hyper = dict(parse_override(s) for s in args.hyper)
+def agent_hyper(args: argparse.Namespace, agent: str) -> dict[str, Any]:
+    """``agent``'s hyper-parameters: :data:`RUN_DEFAULTS`, then --hyper, then --action."""
+    hyper = {**RUN_DEFAULTS.get(agent, {}), **dict(parse_override(s) for s in args.hyper)}
     if args.action is not None:
         try:
             hyper["action"] = [float(v) for v in args.action.split(",")]
@@ -127,13 +176,6 @@ def agent_hyper(args: argparse.Namespace) -> dict[str, Any]:
         if len(hyper["action"]) != len(ACTION_FIELDS) or not all(-1.0 <= v <= 1.0 for v in hyper["action"]):
             raise UserError(f"--action needs {len(ACTION_FIELDS)} numbers in [-1, 1], got '{args.action}'")
     return hyper
-
-
-def describe(values: list[float | None]) -> dict[str, float | None]:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return {"mean": None, "std": None}
-    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
 
 
 @dataclasses.dataclass
@@ -201,7 +243,7 @@ def resumed_run(args: argparse.Namespace, given: set[str], out: Path) -> Resumed
     requested = {
         "agent": agent,
         "seed": args.seed if "seed" in given else saved.seed,
-        "hyper": agent_hyper(args) if given & {"hyper", "action"} else saved.hyper,
+        "hyper": agent_hyper(args, agent) if given & {"hyper", "action"} else saved.hyper,
         "env": requested_env_config(saved_config, args, given, agent).to_dict(),
     }
     refuse_changes_on_resume(
@@ -229,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         task = get_task(config.engine.task)
     else:
         config = env_config_from_cli(task.name, preferred_action_mode(args.agent), args)
-        agent_name, seed, hyper = args.agent, args.seed, agent_hyper(args)
+        agent_name, seed, hyper = args.agent, args.seed, agent_hyper(args, args.agent)
     total_steps = args.total_steps if args.total_steps is not None else default_total_steps(task.name, args.regime)
     sb3 = issubclass(AGENTS[agent_name], SB3Agent)
     n_envs = args.n_envs if args.n_envs is not None else (2 if sb3 and (os.cpu_count() or 1) >= 2 else 1)
@@ -291,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                     "episode_return": episode_reward,
                     "test_acc": info.get("test_acc"),
                     "probe_agreement": info.get("probe_agreement"),
+                    "env_index": int(record.get("env_index", 0)),
                 }
             )
             writer.add_scalar("train/episode_return", episode_reward, step)
@@ -305,44 +348,33 @@ def main(argv: list[str] | None = None) -> int:
         train_env.close()
     checkpoint(agent, ckpt_dir, identity, curve, elapsed_before + time.perf_counter() - start)
     agent.save(out / "agent")
+    writer.close()
+    env.close()
 
-    baselines = [name for name in ("ssdkd", "random") if name != agent_name]
+    baselines = [name for name in parse_baselines(args.baselines) if name != agent_name]
+    # baselines play in the continuous form, where SSD-KD's decisions are represented exactly
+    baseline_config = dataclasses.replace(config, action_mode="continuous").to_dict()
+    seeds = [EVAL_SEED_BASE + i for i in range(args.eval_episodes)]
+    chunks = [tuple(seeds[i : i + EVAL_CHUNK]) for i in range(0, len(seeds), EVAL_CHUNK)]
+    jobs = [
+        EvalJob(agent_name, agent_name, config.to_dict(), chunk, out / "agent", keep_last=chunk is chunks[-1])
+        for chunk in chunks
+    ]
+    jobs += [EvalJob(name, name, baseline_config, chunk, agent_seed=seed) for name in baselines for chunk in chunks]
     eval_bar = tqdm(
-        total=(1 + len(baselines)) * args.eval_episodes * config.engine.rounds,
+        total=(1 + len(baselines)) * len(seeds),
         desc=f"evaluating {', '.join([agent_name, *baselines])}",
-        unit="round",
+        unit="episode",
         disable=args.no_progress,
     )
-
-    def evaluate(policy_env: gym.Env, policy: Any, name: str) -> list[dict[str, Any]]:
-        """``args.eval_episodes`` episodes of ``policy`` on the fresh evaluation seeds."""
-        eval_bar.set_postfix(policy=name)
-        return [
-            run_episode(policy_env, policy, EVAL_SEED_BASE + i, on_round=lambda: eval_bar.update(1))
-            for i in range(args.eval_episodes)
-        ]
-
-    evaluations: dict[str, list[dict[str, Any]]] = {agent_name: evaluate(env, agent, agent_name)}
-    # the learned policy's last evaluation episode: its student and buffer samples
-    engine = base_env.engine
-    assert engine is not None
-    student_arch = engine.config.student_arch or task.student_arch
-    save_model(
-        out / "student.pt",
-        engine.delivered_student,
-        card_for(task, student_arch, "student", engine.test_accuracy()),
-    )
-    frame = env_frame(base_env)
-    if frame is not None:
-        imsave(out / "samples.png", frame)
-    # baselines play in the continuous form, where SSD-KD's decisions are represented exactly
-    baseline_env = env
-    if config.action_mode != "continuous":
-        baseline_env = make_env(dataclasses.replace(config, action_mode="continuous"))
-    for baseline in baselines:
-        evaluations[baseline] = evaluate(baseline_env, make_agent(baseline, baseline_env, seed=seed), baseline)
+    outcomes = evaluate_jobs(jobs, args.eval_workers, on_done=lambda r: eval_bar.update(len(r.episodes)))
     eval_bar.close()
-    writer.close()
+    evaluations = {
+        name: [e for r in outcomes if r.job.label == name for e in r.episodes] for name in [agent_name, *baselines]
+    }
+    kept = next((r.kept for r in outcomes if r.kept is not None), None)
+    if kept is not None:
+        save_kept(out, kept, evaluations[agent_name][-1]["student_acc"], task, config, agent_name)
     wall = elapsed_before + time.perf_counter() - start
     summary = {
         "agent": agent_name,
@@ -354,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         "n_envs": n_envs,
         "transport": transport,
         "seed": seed,
+        "hyper": agent.hyper,
         "eval_episodes": args.eval_episodes,
+        "eval_seeds": seeds,
         "policies": {
             name: {
                 "student_acc": describe([e["student_acc"] for e in eps]),
@@ -364,25 +398,42 @@ def main(argv: list[str] | None = None) -> int:
             }
             for name, eps in evaluations.items()
         },
+        # the learned policy minus each baseline, paired by evaluation seed
+        "paired": {name: paired_against(evaluations[agent_name], evaluations[name]) for name in baselines},
         "learning_curve": curve,
         "env_config": config.to_dict(),
     }
     write_json(out / "summary.json", summary)
-    write_outputs(out, summary)
-    best = summary["policies"][agent_name]
-    print(
-        f"{agent_name} on {task.name}: student_{summary['metric']}={fmt(best['student_acc'])} "
-        f"probe_agreement={fmt(best['probe_agreement'])} in {wall:.0f}s -> {out}"
-    )
+    lines = write_outputs(out, summary)
+    print("\n".join(lines[2:]))  # the tables and what they cover, without results.md's heading
+    print(f"-> {out} ({wall:.0f} s)")
     return 0
 
 
-def env_frame(env: DistillationEnv) -> np.ndarray | None:
-    previous, env.render_mode = env.render_mode, "rgb_array"
-    try:
-        return env.render()
-    finally:
-        env.render_mode = previous
+def parse_baselines(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in AGENTS:
+            raise unknown_name("agent", name, AGENTS)
+        if AGENTS[name].learns:
+            raise UserError(f"--baselines takes fixed policies; '{name}' learns (compare saved ones with compare.py)")
+    return names
+
+
+def save_kept(out: Path, kept: KeptEpisode, score: float, task: Any, config: EnvConfig, agent_name: str) -> None:
+    """``student.pt`` and ``samples.png`` from the end of the learned policy's last evaluation episode."""
+    student_arch = config.engine.student_arch or task.student_arch
+    save_model(out / "student.pt", kept.student, card_for(task, student_arch, "student", score))
+    save_sample_grid(
+        out / "samples.png",
+        kept.images,
+        kept.classes,
+        task.num_classes,
+        task.mean,
+        task.std,
+        confidence=kept.confidence,
+        title=f"{agent_name}: the memory at the end of its last evaluation episode, one row per teacher class",
+    )
 
 
 def checkpoint(
@@ -398,31 +449,116 @@ def checkpoint(
     )
 
 
-def fmt(stats: dict[str, float | None]) -> str:
-    return "n/a" if stats["mean"] is None else f"{stats['mean']:.4f} ± {stats['std']:.4f}"
+def describe(values: list[float | None]) -> dict[str, float | None]:
+    """Mean, std and 95% CI (:func:`confidence`) of the values that are not None."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "std": None}
+    return dict(confidence(vals))
 
 
-def write_outputs(out: Path, summary: dict[str, Any]) -> None:
-    metric = "acc" if summary["metric"] == "accuracy" else summary["metric"]
-    lines = [f"| policy | student {metric} | probe agreement | return |", "|---|---:|---:|---:|"]
-    for name, res in summary["policies"].items():
-        lines.append(f"| {name} | {fmt(res['student_acc'])} | {fmt(res['probe_agreement'])} | {fmt(res['return'])} |")
+def _ci(stats: dict[str, Any], scale: float, digits: int, sign: str = "") -> str:
+    """``mean [low, high]`` of a :func:`confidence` or :func:`paired_test` result, times ``scale``."""
+    if stats.get("mean") is None:
+        return "n/a"
+    f = f"{{:{sign}.{digits}f}}"
+    return (
+        f"{f.format(stats['mean'] * scale)} "
+        f"[{f.format(stats['ci95_low'] * scale)}, {f.format(stats['ci95_high'] * scale)}]"
+    )
+
+
+def _p(stats: dict[str, Any]) -> str:
+    p = stats.get("p_value")
+    return "n/a" if p is None or p != p else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def write_outputs(out: Path, summary: dict[str, Any]) -> list[str]:
+    """results.md (returned as its lines), learning_curve.png and eval_curves.png."""
+    agent, metric, policies = summary["agent"], summary["metric"], summary["policies"]
+    seeds = summary["eval_seeds"]
+    unit = "points" if metric == "accuracy" else f"{metric} points"
+    lines = [
+        f"# {agent} on {summary['task']}, training seed {summary['seed']}",
+        "",
+        f"{agent} learned for {summary['total_steps']} rounds (episodes of {summary['rounds_per_episode']} rounds, "
+        f"{summary['n_envs']} at a time) in a run of {summary['wall_time_s']:.0f} s, evaluation included. "
+        f"Each policy then played the same {len(seeds)} evaluation episodes (seeds {seeds[0]}-{seeds[-1]}, "
+        "deterministic actions).",
+        "",
+        f"| policy | student {metric} (%), mean [95% CI] | probe agreement | return |",
+        "|---|---|---|---|",
+    ]
+    for name, res in policies.items():
+        role = "learned" if name == agent else BASELINES.get(name, "baseline")
+        lines.append(
+            f"| {name} ({role}) | {_ci(res['student_acc'], 100, 2)} | {_ci(res['probe_agreement'], 1, 3)} | "
+            f"{_ci(res['return'], 1, 3)} |"
+        )
+    lines += [
+        "",
+        f"| {agent} minus | student {metric}, {unit} [95% CI] | p | return [95% CI] | p | paired episodes |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for name, paired in summary["paired"].items():
+        acc, ret = paired.get("student_acc", {}), paired.get("return", {})
+        lines.append(
+            f"| {name} ({BASELINES.get(name, 'baseline')}) | {_ci(acc, 100, 2, '+')} | {_p(acc)} | "
+            f"{_ci(ret, 1, 3, '+')} | {_p(ret)} | {acc.get('n', 0)} |"
+        )
+    lines += [
+        "",
+        f"Paired by evaluation seed: the CIs and p-values (t-test of the per-seed differences) cover the spread "
+        f"over evaluation episodes of this one training run (seed {summary['seed']}), not over training runs; "
+        "`train/compare.py --train-seeds` gives the latter.",
+    ]
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    curve = summary["learning_curve"]
-    if curve:
-        series = {"episode return": ([c["step"] for c in curve], [c["episode_return"] for c in curve])}
-        accs = [(c["step"], c["test_acc"]) for c in curve if c.get("test_acc") is not None]
-        if accs:
-            series[f"final test {summary['metric']}"] = ([a[0] for a in accs], [a[1] for a in accs])
-        save_curves(out / "learning_curve.png", series, "environment step", f"{summary['agent']}: learning", ylim=None)
+    save_training_curves(out / "learning_curve.png", summary)
     series = {}
-    for name, res in summary["policies"].items():
-        for key, label in (("test_acc", summary["metric"]), ("probe_agreement", "agreement")):
+    for name, res in policies.items():
+        for key, label in (("test_acc", metric), ("probe_agreement", "agreement")):
             per_round = [[r[key] for r in ep["rounds"]] for ep in res["episodes"]]
             if per_round and all(v is not None for row in per_round for v in row):
                 mean = np.mean(np.array(per_round, dtype=float), axis=0)
                 series[f"{name} {label}"] = (list(range(1, len(mean) + 1)), list(mean))
     save_curves(out / "eval_curves.png", series, "round", "evaluation: mean over episodes")
+    return lines
+
+
+def curves_by_environment(summary: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """The training episodes of each environment (seeded with the run's seed plus its index), in
+    order: their returns and final student scores."""
+    return_key, acc_key = "episode return", f"final student {summary['metric']}"
+    runs: dict[str, dict[str, list[float]]] = {}
+    for c in summary["learning_curve"]:
+        index = int(c.get("env_index", 0))
+        run = runs.setdefault(f"env {index} (seed {summary['seed'] + index})", {return_key: [], acc_key: []})
+        run[return_key].append(float(c["episode_return"]))
+        if c.get("test_acc") is not None:
+            run[acc_key].append(float(c["test_acc"]))
+    return runs
+
+
+def save_training_curves(path: Path, summary: dict[str, Any]) -> None:
+    """The learning curve of each training environment, with the evaluation means of the baselines
+    for reference."""
+    if not summary["learning_curve"]:
+        return
+    runs = curves_by_environment(summary)
+    return_key, acc_key = "episode return", f"final student {summary['metric']}"
+    references = {
+        f"{name}: evaluation mean": {return_key: res["return"]["mean"], acc_key: res["student_acc"]["mean"]}
+        for name, res in summary["policies"].items()
+        if name != summary["agent"] and res["return"]["mean"] is not None
+    }
+    episodes = max(len(run[return_key]) for run in runs.values())
+    save_learning_curves(
+        path,
+        runs,
+        f"{summary['agent']} on {summary['task']}: training episodes per environment",
+        window=max(2, min(10, episodes // 4)),
+        references=references,
+    )
 
 
 if __name__ == "__main__":

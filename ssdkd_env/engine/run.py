@@ -189,7 +189,9 @@ def _figures(engine: DistillationEngine, log: RunLog, out: Path, task: TaskSpec)
         )
         images, outputs, name = fresh.images, fresh.teacher_logits, "generator_samples.png"
     classes = engine.kind.predicted_classes(outputs)
-    save_sample_grid(out / name, images, classes, task.num_classes, task.mean, task.std)
+    save_sample_grid(
+        out / name, images, classes, task.num_classes, task.mean, task.std, confidence=sample_confidence(outputs)
+    )
     source = "memory" if engine.memory is not None else "generator batch"
     save_sample_diagnostics(
         out / "sample_diagnostics.png",

@@ -1,13 +1,17 @@
-"""Building environments for agent runs and playing evaluation episodes."""
+"""Building environments for agent runs, playing evaluation episodes, and the statistics of the
+evaluation protocol: confidence intervals and paired tests over evaluation seeds."""
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+from scipy.stats import t as student_t
 
 from ssdkd_env.engine import make_config
 from ssdkd_env.engine.config import parse_override, read_config_file
@@ -128,3 +132,60 @@ def run_episode(
         "synthetic_samples": base.engine.synthetic_samples,
         "rounds": rounds,
     }
+
+
+METRICS = ("student_acc", "probe_agreement", "return")
+POWER = 0.8
+
+
+def confidence(values: list[float]) -> dict[str, float]:
+    """Mean, standard deviation, 95% CI of the mean (Student t) and count of ``values``."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if n > 1 else 0.0
+    half = student_t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
+
+
+def paired_test(differences: list[float]) -> dict[str, float]:
+    """One-sample t-test of the mean of ``differences`` against 0, with its 95% CI and the smallest
+    difference it detects with 80% power (two-sided, alpha 0.05) at the observed spread."""
+    stats = confidence(differences)
+    n, std = len(differences), stats["std"]
+    if n < 2:
+        return {**stats, "p_value": float("nan"), "detectable": float("nan")}
+    se = std / math.sqrt(n)
+    t_value = stats["mean"] / se if se > 0 else math.copysign(math.inf, stats["mean"]) if stats["mean"] else 0.0
+    p_value = float(2 * student_t.sf(abs(t_value), n - 1))
+    detectable = (student_t.ppf(0.975, n - 1) + student_t.ppf(POWER, n - 1)) * se
+    return {**stats, "p_value": p_value, "detectable": float(detectable)}
+
+
+def paired_against(episodes: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per metric, :func:`paired_test` of (policy - reference) on the same evaluation seeds.
+
+    Episodes are records of :func:`run_episode` with a ``train_seed``. When both were trained over
+    several seeds (a learner against a learner), training seed t of the policy is paired with
+    training seed t of the reference; otherwise each episode is paired with the reference's mean
+    over its training seeds on the same evaluation seed (one value for a fixed rule)."""
+    matched = len({e["train_seed"] for e in episodes}) > 1 and len({e["train_seed"] for e in reference}) > 1
+    out: dict[str, Any] = {}
+    for metric in METRICS:
+        runs = {(int(e["train_seed"]), int(e["seed"])): float(e[metric]) for e in reference if e[metric] is not None}
+        per_seed: dict[int, list[float]] = {}
+        for (_, seed), value in runs.items():
+            per_seed.setdefault(seed, []).append(value)
+        mean_over_runs = {seed: statistics.fmean(values) for seed, values in per_seed.items()}
+        by_seed: dict[int, list[float]] = {}
+        for e in episodes:
+            key = (int(e["train_seed"]), int(e["seed"]))
+            ref = runs.get(key) if matched else mean_over_runs.get(key[1])
+            if e[metric] is not None and ref is not None:
+                by_seed.setdefault(key[0], []).append(float(e[metric]) - ref)
+        if not by_seed:
+            continue
+        if len(by_seed) > 1:
+            out[metric] = {**paired_test([statistics.fmean(v) for v in by_seed.values()]), "over": "training seeds"}
+        else:
+            out[metric] = {**paired_test(next(iter(by_seed.values()))), "over": "evaluation seeds"}
+    return out

@@ -7,9 +7,12 @@ Figures are drawn with matplotlib's object-oriented API (``Figure`` and ``savefi
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -39,6 +42,87 @@ def class_sorted_grid(
     return grid, per_class
 
 
+GRID_MIN_TILE = 64  # a tile's shorter side in pixels at least: an 8x8 digit is drawn at 8x (nearest)
+GRID_MAX_WIDTH = 1600  # pixels of tiles per row at most: large images get fewer columns
+GRID_MAX_ROWS = 20
+
+
+@dataclass
+class SampleGrid:
+    """A labelled sample grid before rendering: the RGB ``canvas`` in [0, 1] (white where nothing is
+    drawn), its ``texts`` as (x, y, text, matplotlib text style) in canvas pixels, and per row the
+    class and the indices of the samples drawn in it."""
+
+    canvas: np.ndarray
+    texts: list[tuple[float, float, str, dict[str, object]]]
+    rows: list[tuple[int, list[int]]]
+    tile: tuple[int, int]  # a tile's height and width in canvas pixels
+
+
+def sample_grid(
+    images: torch.Tensor,
+    classes: torch.Tensor,
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    per_class: int = 10,
+    confidence: torch.Tensor | None = None,
+    title: str | None = None,
+) -> SampleGrid:
+    """Lay samples out one labelled row per (teacher-predicted) class.
+
+    Each row holds up to ``per_class`` samples of its class, the most confident first when the
+    teacher's ``confidence`` (one value per sample) is given, each captioned with it. Tiles are
+    upscaled by an integer factor (nearest neighbour) to at least :data:`GRID_MIN_TILE` pixels;
+    only real samples are drawn, so a class with fewer samples has a shorter row, and a class
+    without any says so. With more than 20 classes, the 20 with most samples are shown."""
+    pixels = denormalize(images.float(), mean, std).cpu()
+    height, width = pixels.shape[2:]
+    scale = max(1, math.ceil(GRID_MIN_TILE / min(height, width)))
+    tile_h, tile_w = height * scale, width * scale
+    per_class = max(1, min(per_class, GRID_MAX_WIDTH // tile_w))
+    classes = classes.flatten().cpu().long()
+    counts = torch.bincount(classes[(classes >= 0) & (classes < num_classes)], minlength=num_classes)
+    if num_classes <= GRID_MAX_ROWS:
+        shown = list(range(num_classes))
+    else:
+        shown = sorted(torch.argsort(counts, descending=True, stable=True)[:GRID_MAX_ROWS].tolist())
+    conf = None if confidence is None else confidence.detach().flatten().float().cpu()
+    gap, label_w, caption_h, title_h = 6, 90, 16 if conf is not None else 0, 44
+    row_h = tile_h + caption_h + gap
+    canvas = np.ones((title_h + len(shown) * row_h + gap, max(640, label_w + per_class * (tile_w + gap) + gap), 3))
+    texts: list[tuple[float, float, str, dict[str, object]]] = []
+    rows: list[tuple[int, list[int]]] = []
+    for r, cls in enumerate(shown):
+        top, count = title_h + r * row_h, int(counts[cls])
+        members = torch.nonzero(classes == cls).flatten()
+        if conf is not None:
+            members = members[torch.argsort(conf[members], descending=True, stable=True)]
+        drawn = members[:per_class].tolist()
+        rows.append((cls, drawn))
+        centre = top + tile_h / 2
+        texts.append((label_w - 10, centre - 8, f"class {cls}", {"fontsize": 10, "ha": "right", "weight": "bold"}))
+        texts.append(
+            (label_w - 10, centre + 8, f"{count} sample{'' if count == 1 else 's'}", {"fontsize": 8, "ha": "right"})
+        )
+        if not drawn:
+            texts.append((label_w + gap, centre, "none of this class", {"ha": "left", "style": "italic"}))
+        for c, index in enumerate(drawn):
+            left = label_w + gap + c * (tile_w + gap)
+            tile = pixels[index].repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+            canvas[top : top + tile_h, left : left + tile_w] = tile.permute(1, 2, 0).expand(-1, -1, 3).numpy()
+            if conf is not None:
+                texts.append((left + tile_w / 2, top + tile_h + caption_h / 2, f"{conf[index]:.2f}", {"fontsize": 8}))
+    header = [title or "samples by the teacher's predicted class"]
+    if conf is not None:
+        header.append("under each tile: the teacher's confidence (mean max-softmax), the most confident first")
+    if num_classes > GRID_MAX_ROWS:
+        header[-1] += f"; the {len(shown)} of {num_classes} classes with most samples"
+    for i, text in enumerate(header):
+        texts.append((gap, 12 + 16 * i, text, {"fontsize": 10 if i == 0 else 8, "ha": "left"}))
+    return SampleGrid(canvas, texts, rows, (tile_h, tile_w))
+
+
 def save_sample_grid(
     path: Path,
     images: torch.Tensor,
@@ -47,15 +131,20 @@ def save_sample_grid(
     mean: Sequence[float],
     std: Sequence[float],
     per_class: int = 10,
+    confidence: torch.Tensor | None = None,
+    title: str | None = None,
 ) -> None:
-    """Write a PNG of samples, one row per (teacher-predicted) class."""
-    grid, nrow = class_sorted_grid(images, classes, num_classes, per_class)
-    upscale = max(1, 32 // images.shape[-1])
-    pixels = denormalize(grid, mean, std).cpu()
-    if upscale > 1:
-        pixels = torch.nn.functional.interpolate(pixels, scale_factor=upscale, mode="nearest")
+    """Write :func:`sample_grid` as a PNG, one canvas pixel to one image pixel."""
+    grid = sample_grid(images, classes, num_classes, mean, std, per_class, confidence, title)
+    dpi = 100
+    fig = Figure(figsize=(grid.canvas.shape[1] / dpi, grid.canvas.shape[0] / dpi), dpi=dpi)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.imshow(grid.canvas, interpolation="nearest", vmin=0.0, vmax=1.0)
+    for x, y, text, style in grid.texts:
+        ax.text(x, y, text, va="center", **{"ha": "center", **style})  # type: ignore[arg-type]
+    ax.set_axis_off()
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(pixels, str(path), nrow=nrow, padding=2, pad_value=1.0)
+    fig.savefig(path, dpi=dpi)
 
 
 def colour_masks(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -177,3 +266,55 @@ def save_time_to_accuracy(
     ax.set_xlabel("wall time (min)")
     ax.set_ylabel(ylabel)
     _finish(fig, ax, title, path)
+
+
+def rolling_mean_band(values: Sequence[float], window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trailing rolling mean of ``values`` over ``window`` points (fewer at the start) and the 95%
+    CI of each window's mean (Student t; zero width where a window holds one point)."""
+    from scipy.stats import t as student_t
+
+    data = np.asarray(values, dtype=float)
+    mean, low, high = np.empty_like(data), np.empty_like(data), np.empty_like(data)
+    for i in range(len(data)):
+        chunk = data[max(0, i - window + 1) : i + 1]
+        mean[i] = chunk.mean()
+        half = student_t.ppf(0.975, len(chunk) - 1) * chunk.std(ddof=1) / math.sqrt(len(chunk)) if len(chunk) > 1 else 0
+        low[i], high[i] = mean[i] - half, mean[i] + half
+    return mean, low, high
+
+
+def save_learning_curves(
+    path: Path,
+    runs: Mapping[str, Mapping[str, Sequence[float]]],
+    title: str,
+    window: int,
+    references: Mapping[str, Mapping[str, float]] | None = None,
+) -> None:
+    """One panel per measure (the keys of each run's mapping), one colour per run (a training
+    environment or seed): its episodes as dots, their trailing rolling mean over ``window`` episodes
+    as a line, and the 95% CI of that mean as a band. ``references`` draws labelled horizontal lines
+    (for example a baseline's evaluation mean) per measure."""
+    measures = list(dict.fromkeys(m for run in runs.values() for m in run))
+    fig = Figure(figsize=(6.4 * len(measures), 4.2), dpi=110)
+    axes = fig.subplots(1, len(measures), squeeze=False)[0]
+    for ax, measure in zip(axes, measures, strict=True):
+        for colour, (label, run) in enumerate(runs.items()):
+            values = run.get(measure)
+            if not values:
+                continue
+            x = np.arange(1, len(values) + 1)
+            mean, low, high = rolling_mean_band(values, window)
+            ax.scatter(x, values, s=8, color=f"C{colour}", alpha=0.35)
+            ax.plot(x, mean, color=f"C{colour}", label=f"{label}: rolling mean of {window}")
+            ax.fill_between(x, low, high, color=f"C{colour}", alpha=0.2)
+        for style, (label, levels) in enumerate((references or {}).items()):
+            if measure in levels:
+                ax.axhline(levels[measure], color="k", linestyle=("--", ":", "-.")[style % 3], linewidth=1, label=label)
+        ax.set_xlabel("training episode (of each environment)")
+        ax.set_ylabel(measure)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{title}\ndots: episodes; bands: 95% CI of the rolling mean", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
