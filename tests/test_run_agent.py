@@ -13,9 +13,10 @@ import pytest
 import torch
 import yaml
 from helpers import KILL_DRIVER, TINY, nested, saved_random_teacher
+from scipy import stats
 from scripts import assert_one_line_error, load_script, run_in_process, run_script
 
-from ssdkd_env.reporting import sample_grid
+from ssdkd_env.reporting import rolling_mean_band, sample_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,3 +248,12 @@ def test_sample_grid_labels_rows_and_tiles_and_draws_no_empty_tile() -> None:
     assert dark.sum() == 6 * 64 * 64
     rgb = sample_grid(torch.zeros(3, 3, 32, 32), torch.tensor([0, 1, 1]), 10, [0.5] * 3, [0.5] * 3)
     assert rgb.tile == (64, 64) and [len(drawn) for _, drawn in rgb.rows] == [1, 2] + [0] * 8
+
+
+def test_rolling_mean_band_covers_each_full_window() -> None:
+    mean, low, high = rolling_mean_band([1.0, 2.0, 3.0, 5.0], 2)
+    np.testing.assert_allclose(mean, [1.5, 2.5, 4.0])  # windows ending at points 2, 3 and 4
+    half = stats.t.ppf(0.975, 1) * np.array([0.5, 0.5, 1.0])  # t * sample std / sqrt(2), sample std = |a - b| / sqrt(2)
+    np.testing.assert_allclose(high - mean, half)
+    np.testing.assert_allclose(mean - low, half)
+    assert all(len(a) == 0 for a in rolling_mean_band([1.0], 2))

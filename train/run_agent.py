@@ -547,7 +547,10 @@ def save_training_curves(path: Path, summary: dict[str, Any]) -> None:
     runs = curves_by_environment(summary)
     return_key, acc_key = "episode return", f"final student {summary['metric']}"
     references = {
-        f"{name}: evaluation mean": {return_key: res["return"]["mean"], acc_key: res["student_acc"]["mean"]}
+        f"{name}: evaluation mean (deterministic)": {
+            return_key: res["return"]["mean"],
+            acc_key: res["student_acc"]["mean"],
+        }
         for name, res in summary["policies"].items()
         if name != summary["agent"] and res["return"]["mean"] is not None
     }
@@ -555,7 +558,7 @@ def save_training_curves(path: Path, summary: dict[str, Any]) -> None:
     save_learning_curves(
         path,
         runs,
-        f"{summary['agent']} on {summary['task']}: training episodes per environment",
+        f"{summary['agent']} on {summary['task']}: training episodes (stochastic actions) per environment",
         window=max(2, min(10, episodes // 4)),
         references=references,
     )

@@ -269,18 +269,20 @@ def save_time_to_accuracy(
 
 
 def rolling_mean_band(values: Sequence[float], window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Trailing rolling mean of ``values`` over ``window`` points (fewer at the start) and the 95%
-    CI of each window's mean (Student t; zero width where a window holds one point)."""
+    """Rolling mean of ``values`` over every full window of ``window`` consecutive points (the
+    window ending at point ``window``, then each later one) and the 95% CI of each window's mean
+    (Student t; zero width for a window of one point)."""
     from scipy.stats import t as student_t
 
     data = np.asarray(values, dtype=float)
-    mean, low, high = np.empty_like(data), np.empty_like(data), np.empty_like(data)
-    for i in range(len(data)):
-        chunk = data[max(0, i - window + 1) : i + 1]
-        mean[i] = chunk.mean()
-        half = student_t.ppf(0.975, len(chunk) - 1) * chunk.std(ddof=1) / math.sqrt(len(chunk)) if len(chunk) > 1 else 0
-        low[i], high[i] = mean[i] - half, mean[i] + half
-    return mean, low, high
+    if window < 1 or len(data) < window:
+        return np.empty(0), np.empty(0), np.empty(0)
+    windows = np.lib.stride_tricks.sliding_window_view(data, window)
+    mean = windows.mean(axis=1)
+    half = np.zeros_like(mean)
+    if window > 1:
+        half = student_t.ppf(0.975, window - 1) * windows.std(axis=1, ddof=1) / math.sqrt(window)
+    return mean, mean - half, mean + half
 
 
 def save_learning_curves(
@@ -291,9 +293,9 @@ def save_learning_curves(
     references: Mapping[str, Mapping[str, float]] | None = None,
 ) -> None:
     """One panel per measure (the keys of each run's mapping), one colour per run (a training
-    environment or seed): its episodes as dots, their trailing rolling mean over ``window`` episodes
-    as a line, and the 95% CI of that mean as a band. ``references`` draws labelled horizontal lines
-    (for example a baseline's evaluation mean) per measure."""
+    environment or seed): its episodes as dots, the rolling mean of each full window of ``window``
+    episodes as a line (drawn at the window's last episode), and the 95% CI of that mean as a band.
+    ``references`` draws labelled horizontal lines (for example a baseline's evaluation mean) per measure."""
     measures = list(dict.fromkeys(m for run in runs.values() for m in run))
     fig = Figure(figsize=(6.4 * len(measures), 4.2), dpi=110)
     axes = fig.subplots(1, len(measures), squeeze=False)[0]
@@ -302,10 +304,10 @@ def save_learning_curves(
             values = run.get(measure)
             if not values:
                 continue
-            x = np.arange(1, len(values) + 1)
-            mean, low, high = rolling_mean_band(values, window)
-            ax.scatter(x, values, s=8, color=f"C{colour}", alpha=0.35)
-            ax.plot(x, mean, color=f"C{colour}", label=f"{label}: rolling mean of {window}")
+            ax.scatter(np.arange(1, len(values) + 1), values, s=8, color=f"C{colour}", alpha=0.35)
+            mean, low, high = rolling_mean_band(values, min(window, len(values)))
+            x = np.arange(len(values) - len(mean) + 1, len(values) + 1)  # each window at its last episode
+            ax.plot(x, mean, color=f"C{colour}", label=f"{label}: rolling mean of {min(window, len(values))}")
             ax.fill_between(x, low, high, color=f"C{colour}", alpha=0.2)
         for style, (label, levels) in enumerate((references or {}).items()):
             if measure in levels:
