@@ -26,9 +26,14 @@ def tiny_env_file(path: Path, rounds: int = 3) -> Path:
     return path
 
 
-def train_reinforce_args(teacher: Path, env_file: Path, out: Path, total_steps: int, eval_episodes: int) -> list[str]:
-    """run_agent.py arguments that train the built-in REINFORCE agent on the tiny digits environment."""
+def train_reinforce_args(
+    teacher: Path, env_file: Path, out: Path, total_steps: int, eval_episodes: int, eval_workers: int = 1
+) -> list[str]:
+    """run_agent.py arguments that train the built-in REINFORCE agent on the tiny digits environment
+    (evaluated in this process unless ``eval_workers`` > 1: worker processes cost seconds to start)."""
     return [
+        "--eval-workers",
+        str(eval_workers),
         "--agent",
         "reinforce",
         "--task",
@@ -53,7 +58,8 @@ def train_reinforce_args(teacher: Path, env_file: Path, out: Path, total_steps: 
 def test_run_agent_writes_summary_plots_and_logs(tmp_path: Path) -> None:
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     out = tmp_path / "run"
-    result = run_script("run_agent", *train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json"), out, 6, 2))
+    args = train_reinforce_args(teacher, tiny_env_file(tmp_path / "env.json"), out, 6, 2, eval_workers=2)
+    result = run_script("run_agent", *args)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["agent"] == "reinforce" and summary["task"] == "digits" and summary["total_steps"] == 6
