@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -159,18 +161,37 @@ def test_prepare_out_dir_creates_the_folder_and_refuses_unwritable_places(tmp_pa
         prepare_out_dir(regular / "sub", flag="--teacher-out")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
-def test_prepare_out_dir_refuses_a_read_only_folder(tmp_path: Path) -> None:
+def test_prepare_out_dir_refuses_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the kernel refuses to write into. ``chmod`` alone does not stop root (CI containers
+    often run as root), so the refusal (EACCES) is what ``os.open`` and ``os.mkdir`` answer inside it."""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refused(path: object) -> bool:
+        return Path(os.fsdecode(path)).parent == locked  # type: ignore[arg-type]
+
+    def open_(path: str, *args: Any, **kwargs: Any) -> int:
+        if refused(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, *args, **kwargs)
+
+    def mkdir_(path: str, *args: Any, **kwargs: Any) -> None:
+        if refused(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir_)
     try:
-        with pytest.raises(UserError, match="cannot be written"):
+        with pytest.raises(UserError, match=r"cannot be written to \(Permission denied\)"):
             prepare_out_dir(locked)
-        with pytest.raises(UserError, match="cannot be written"):
+        with pytest.raises(UserError, match=r"cannot be written to \(Permission denied\)"):
             prepare_out_dir(locked / "run")
     finally:
         locked.chmod(0o700)
+    assert not list(locked.iterdir())
 
 
 # Each script is asked for a task without a cached teacher or data: an --out checked before any heavy

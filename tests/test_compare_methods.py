@@ -23,9 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "compare_methods.py"
 
 
+def tiny_sets() -> list[str]:
+    return [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+
+
 def compare(*args: str) -> subprocess.CompletedProcess[str]:
-    sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
-    return run_script("compare_methods", "--task", "digits", *sets, *args, "--no-progress", "--device", "cpu")
+    """``python train/compare_methods.py`` on the tiny digits configuration, in a new process."""
+    return run_script("compare_methods", "--task", "digits", *tiny_sets(), *args, "--no-progress", "--device", "cpu")
+
+
+def compare_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same call in this process: for refusals and for calls that run at most one run (which
+    ``run_all`` keeps in the calling process), where a new process would only add its start-up."""
+    return run_in_process(
+        "compare_methods", "--task", "digits", *tiny_sets(), *args, "--no-progress", "--device", "cpu"
+    )
 
 
 @pytest.mark.slow
@@ -33,7 +45,7 @@ def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: P
     teacher = str(saved_random_teacher(tmp_path / "teacher.pt"))
     out = tmp_path / "cmp"
     common = ("--teacher", teacher, "--methods", "ssdkd,fast", "--seeds", "0,1", "--out", str(out))
-    result = compare(*common, "--jobs", "2")
+    result = compare(*common, "--jobs", "2")  # the script end to end: four runs in two worker processes
     assert result.returncode == 0, result.stderr
     table = json.loads((out / "results.json").read_text())
     runs = table["runs"]
@@ -44,15 +56,16 @@ def test_parallel_jobs_fill_the_table_and_resume_keeps_finished_runs(tmp_path: P
 
     # a second call without --resume refuses to run over the finished runs
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")}
-    assert_one_line_error(compare(*common), "--resume", str(out), "ssdkd-s0")
+    assert len(stamps) == 4
+    assert_one_line_error(compare_here(*common), "--resume", str(out), "ssdkd-s0")
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")} == stamps
 
     # with --resume it reuses the finished runs; a changed config reruns them
-    again = compare(*common, "--resume")
+    again = compare_here(*common, "--resume")
     assert again.returncode == 0, again.stderr
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")} == stamps
     assert json.loads((out / "results.json").read_text())["runs"] == runs
-    changed = compare(*common, "--resume", "--methods", "fast", "--seeds", "1", "--set", "kd_steps=2")
+    changed = compare_here(*common, "--resume", "--methods", "fast", "--seeds", "1", "--set", "kd_steps=2")
     assert changed.returncode == 0, changed.stderr
     assert (out / "fast-s1" / "summary.json").stat().st_mtime_ns != stamps[out / "fast-s1" / "summary.json"]
     assert json.loads((out / "fast-s1" / "summary.json").read_text())["kd_steps"] == 2 * TINY["rounds"]
@@ -81,12 +94,11 @@ def test_bad_jobs_is_a_one_line_error(tmp_path: Path) -> None:
     assert_one_line_error(result, "--jobs")
 
 
-@pytest.mark.slow
 def test_an_interrupted_run_in_out_needs_resume(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     (out / "fast-s1").mkdir(parents=True)
     (out / "fast-s1" / "state.pt").write_bytes(b"checkpoint")
-    result = compare("--methods", "ssdkd,fast", "--seeds", "0-1", "--out", str(out))
+    result = compare_here("--methods", "ssdkd,fast", "--seeds", "0-1", "--out", str(out))
     assert_one_line_error(result, "already holds runs (fast-s1)", "--resume")
     assert (out / "fast-s1" / "state.pt").read_bytes() == b"checkpoint"
     assert sorted(p.name for p in out.iterdir()) == ["fast-s1"]

@@ -25,7 +25,13 @@ def tiny_config_file(path: Path, **extra: object) -> Path:
 
 
 def distill(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python train/distill.py ARGS`` in a new process."""
     return run_script("distill", *args, "--no-progress", "--device", "cpu")
+
+
+def distill_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same call in this process (what a new process adds is its start-up only)."""
+    return run_in_process("distill", *args, "--no-progress", "--device", "cpu")
 
 
 @pytest.mark.slow
@@ -79,7 +85,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -
     config = tiny_config_file(tmp_path / "tiny.json", rounds=10, kd_steps=10)
     common = ["--task", "digits", "--teacher", str(teacher), "--config", str(config), "--checkpoint-every", "3"]
     reference = tmp_path / "reference"
-    uninterrupted = distill(*common, "--out", str(reference))
+    uninterrupted = distill_here(*common, "--out", str(reference))
     assert uninterrupted.returncode == 0, uninterrupted.stderr
 
     # killed in round 8: rounds 1-7 are logged, the last checkpoint is round 6's
@@ -92,7 +98,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -
     assert len(read_rows(out)) == 7 and (out / "state.pt").is_file() and not (out / "summary.json").exists()
 
     # the resumed run forgets round 7's row, redoes rounds 7-10 and ends where the uninterrupted run ended
-    resumed = distill(*common, "--out", str(out), "--resume")
+    resumed = distill_here(*common, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert read_rows(out) == read_rows(reference)
     ref_summary = json.loads((reference / "summary.json").read_text())
@@ -101,9 +107,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    def distill(*args: str) -> subprocess.CompletedProcess[str]:  # the error paths, in this process
-        return run_in_process("distill", *args, "--no-progress", "--device", "cpu")
-
+    distill = distill_here  # the error paths, in this process
     assert_one_line_error(distill("--method", "magic"), "unknown method 'magic'", "ssdkd")
     assert_one_line_error(distill("--task", "nope"), "unknown task 'nope'")
     assert_one_line_error(
@@ -131,19 +135,19 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a whole (tiny) run with its figures and TensorBoard log
 def test_resume_from_another_versions_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
     """A state.pt whose engine state does not fit today's engine (here: the single-generator layout
     of earlier versions) is refused in one line, and the run's files are left alone."""
     teacher = saved_random_teacher(tmp_path / "teacher.pt")
     config = tiny_config_file(tmp_path / "tiny.json")
     common = ["--task", "digits", "--teacher", str(teacher), "--config", str(config), "--out", str(tmp_path / "run")]
-    assert distill(*common, "--checkpoint-every", "1").returncode == 0
+    assert distill_here(*common, "--checkpoint-every", "1").returncode == 0
     state_path = tmp_path / "run" / "state.pt"
     state = torch.load(state_path, weights_only=False)
     synth = state["engine"]["synthesizer"]
     synth["meta"], synth["meta_optimizer"] = synth.pop("metas")[0], synth.pop("meta_optimizers")[0]
     torch.save(state, state_path)
     metrics_before = (tmp_path / "run" / "metrics.csv").read_text()
-    assert_one_line_error(distill(*common, "--resume"), "--resume", "does not fit", "delete it")
+    assert_one_line_error(distill_here(*common, "--resume"), "--resume", "does not fit", "delete it")
     assert (tmp_path / "run" / "metrics.csv").read_text() == metrics_before
