@@ -135,7 +135,8 @@ COMMON_FLAGS: dict[str, Flag] = {
         {"default": "auto", "choices": ("auto", "paper", "cpu")},
     ),
     "teacher": Flag(
-        "teacher checkpoint (.pt); without it, the task's cached teacher, trained on the task's real data if missing",
+        "teacher checkpoint (.pt); without it, the task's cached teacher, else the one shipped in the teacher zoo "
+        "(python train/zoo.py list), else one trained on the task's real data",
         {"default": None, "metavar": "PATH"},
     ),
     "data-root": Flag(
