@@ -20,7 +20,7 @@ from ssdkd_env.errors import UserError
 from ssdkd_env.supervised import TeacherRun, train_teacher
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import ZOO_NOTICE_SHOWN, obtain_teacher
-from ssdkd_env.zoo import ZOO_DIR, add_to_zoo, find_zoo_teacher, score_on_test_split, zoo_cards
+from ssdkd_env.zoo import SIZE_LIMIT_BYTES, ZOO_DIR, add_to_zoo, find_zoo_teacher, score_on_test_split, zoo_cards
 
 REQUIRED = {
     ("digits", "cnn"),
@@ -42,6 +42,13 @@ def test_every_zoo_file_loads_and_matches_its_card() -> None:
         assert card.arch == get_task(card.task).teacher_arch  # the teacher a run of the task looks for
         assert "train/train_teacher.py" in card.command and f"--task {card.task}" in card.command
     assert {(c.task, c.arch) for c in cards} <= REQUIRED
+
+
+def test_the_zoo_holds_every_required_teacher_within_the_size_limit() -> None:
+    assert {(c.task, c.arch) for c in zoo_cards()} == REQUIRED
+    assert sum(c.size_bytes for c in zoo_cards()) <= SIZE_LIMIT_BYTES
+    cifar = find_zoo_teacher("cifar10-cpu", "wrn16_1")
+    assert cifar is not None and cifar.test_score >= 0.85  # the documented recipe's bar
 
 
 def test_the_package_data_carries_every_zoo_file() -> None:
