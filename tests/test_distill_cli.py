@@ -85,7 +85,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -
     config = tiny_config_file(tmp_path / "tiny.json", rounds=10, kd_steps=10)
     common = ["--task", "digits", "--teacher", str(teacher), "--config", str(config), "--checkpoint-every", "3"]
     reference = tmp_path / "reference"
-    uninterrupted = distill_here(*common, "--out", str(reference))
+    uninterrupted = distill(*common, "--out", str(reference))  # processes all: the same torch thread count
     assert uninterrupted.returncode == 0, uninterrupted.stderr
 
     # killed in round 8: rounds 1-7 are logged, the last checkpoint is round 6's
@@ -98,7 +98,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path: Path) -
     assert len(read_rows(out)) == 7 and (out / "state.pt").is_file() and not (out / "summary.json").exists()
 
     # the resumed run forgets round 7's row, redoes rounds 7-10 and ends where the uninterrupted run ended
-    resumed = distill_here(*common, "--out", str(out), "--resume")
+    resumed = distill(*common, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert read_rows(out) == read_rows(reference)
     ref_summary = json.loads((reference / "summary.json").read_text())
