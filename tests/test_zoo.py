@@ -31,6 +31,14 @@ REQUIRED = {
 }
 
 
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A teacher cache of this test's own, empty (other tests may fill the session's), and no notice shown yet."""
+    monkeypatch.setenv("SSDKD_ENV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(ZOO_NOTICE_SHOWN, raising=False)
+    return tmp_path / "cache"
+
+
 def test_every_zoo_file_loads_and_matches_its_card() -> None:
     cards = zoo_cards()
     assert cards, "the zoo is empty"
@@ -78,9 +86,8 @@ def test_the_digits_card_command_trains_a_teacher_of_the_same_accuracy(tmp_path:
 
 
 def test_a_run_without_a_cached_teacher_takes_the_zoos_with_one_notice(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.delenv(ZOO_NOTICE_SHOWN, raising=False)
     teacher, card = obtain_teacher(get_task("digits"), None, None, False, torch.device("cpu"), train=False)
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1 and notice[0].startswith("notice:") and "zoo's digits/cnn" in notice[0]
@@ -93,18 +100,15 @@ def test_a_run_without_a_cached_teacher_takes_the_zoos_with_one_notice(
     assert all(torch.equal(a, b) for a, b in pairs)
 
 
-def test_a_cached_teacher_wins_over_the_zoos(session_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cached = session_cache / "teachers" / "digits" / "cnn" / "teacher.pt"
-    cached.parent.mkdir(parents=True, exist_ok=True)
+def test_a_cached_teacher_wins_over_the_zoos(empty_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cached = empty_cache / "teachers" / "digits" / "cnn" / "teacher.pt"
+    cached.parent.mkdir(parents=True)
     shipped = find_zoo_teacher("digits", "cnn")
     assert shipped is not None
     payload = torch.load(shipped.path, weights_only=True)
     payload["card"]["test_acc"] = 0.5  # a different teacher, told apart by its card
     torch.save(payload, cached)
-    try:
-        _, card = obtain_teacher(get_task("digits"), None, None, False, torch.device("cpu"), train=False)
-    finally:
-        cached.unlink()
+    _, card = obtain_teacher(get_task("digits"), None, None, False, torch.device("cpu"), train=False)
     assert card.test_acc == 0.5
     assert "notice" not in capsys.readouterr().err
 
