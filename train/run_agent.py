@@ -515,13 +515,17 @@ def write_outputs(out: Path, summary: dict[str, Any]) -> list[str]:
     (out / "results.md").write_text("\n".join(lines) + "\n")
     save_training_curves(out / "learning_curve.png", summary)
     series = {}
+    shown: list[str] = []  # the y quantities drawn, for the axis label
     for name, res in policies.items():
-        for key, label in (("test_acc", metric), ("probe_agreement", "agreement")):
+        for key, label in (("test_acc", f"student {metric}"), ("probe_agreement", "probe agreement")):
             per_round = [[r[key] for r in ep["rounds"]] for ep in res["episodes"]]
             if per_round and all(v is not None for row in per_round for v in row):
                 mean = np.mean(np.array(per_round, dtype=float), axis=0)
                 series[f"{name} {label}"] = (list(range(1, len(mean) + 1)), list(mean))
-    save_curves(out / "eval_curves.png", series, "round", "evaluation: mean over episodes")
+                if label not in shown:
+                    shown.append(label)
+    title = "evaluation: per-round mean over each policy's episodes"
+    save_curves(out / "eval_curves.png", series, "round", title, ylabel=" / ".join(shown))
     return lines
 
 

@@ -185,6 +185,7 @@ def save_curves(
     xlabel: str,
     title: str,
     ylim: tuple[float, float] | None = (0.0, 1.02),
+    ylabel: str = "",
 ) -> None:
     """Line plot of named (x, y) series (``ylim=None``: automatic y range)."""
     fig = Figure(figsize=(6.4, 4.0), dpi=110)
@@ -192,6 +193,7 @@ def save_curves(
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, label=name, marker="." if len(xs) < 40 else None)
     ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
     _finish(fig, ax, title, path)
