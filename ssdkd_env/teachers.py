@@ -44,8 +44,8 @@ def obtain_teacher(
     if teacher_path is not None:
         return load_model(teacher_path, task=task.name, role="teacher", device=device)
     cached = default_teacher_dir(task.name, task.teacher_arch) / "teacher.pt"
-    shipped = find_zoo_teacher(task.name, task.teacher_arch)
-    if not cached.is_file() and shipped is not None:
+    shipped = None if cached.is_file() else find_zoo_teacher(task.name, task.teacher_arch)
+    if shipped is not None:
         if os.environ.get(ZOO_NOTICE_SHOWN) != shipped.file:
             print(
                 f"notice: no teacher for task '{task.name}' in the cache ({cached.parent}), so the zoo's "
