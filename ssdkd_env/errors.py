@@ -12,6 +12,12 @@ class UserError(Exception):
     """
 
 
+class WorkerDied(UserError):
+    """A worker process or Ray actor of a run ended without being asked to (killed, out of memory).
+
+    The message names the worker (index, pid, and the signal when known) and what survives it."""
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> UserError:
     """Build the error for an unknown registry name, listing the valid ones."""
     return UserError(f"unknown {kind} '{name}'; valid {kind}s: {', '.join(sorted(valid))}")

@@ -5,6 +5,9 @@ A :class:`EvalJob` is one policy (one training seed of a learner) on a list of e
 thread each. Every job builds its policy afresh, and each process keeps one environment per
 configuration across jobs (an episode depends only on its seed: :func:`run_episode` resets with
 it), so an episode's result does not depend on how the jobs are spread over workers.
+
+A worker process that dies (killed, out of memory) ends the evaluation with one line,
+:class:`~ssdkd_env.errors.WorkerDied`, naming it; the pool stops the other workers.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 import copy
 import json
 import multiprocessing as mp
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,8 @@ from agents.base import Agent
 from agents.registry import AGENTS, make_agent
 from ssdkd_env.env import DistillationEnv, EnvConfig, make_env
 from ssdkd_env.env.evaluation import run_episode
+from ssdkd_env.env.vector import RESUME_HINT, how_it_ended
+from ssdkd_env.errors import WorkerDied
 
 
 @dataclass(frozen=True)
@@ -112,10 +120,14 @@ def _init_worker() -> None:
 
 
 def evaluate_jobs(
-    jobs: list[EvalJob], workers: int = 1, on_done: Callable[[EvalResult], object] | None = None
+    jobs: list[EvalJob],
+    workers: int = 1,
+    on_done: Callable[[EvalResult], object] | None = None,
+    remedy: str = RESUME_HINT,
 ) -> list[EvalResult]:
     """Results of ``jobs`` in their order; ``workers`` > 1 plays them in that many spawned processes.
-    ``on_done`` is called as each job finishes (a progress bar's update)."""
+    ``on_done`` is called as each job finishes (a progress bar's update); ``remedy`` ends the error
+    raised when a worker dies (what the user can do about it)."""
     if workers <= 1:
         results = []
         try:
@@ -129,8 +141,25 @@ def evaluate_jobs(
     done: dict[int, EvalResult] = {}
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
         futures = {pool.submit(evaluate_job, job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            if on_done is not None:
-                on_done(done[futures[future]])
+        processes = list(pool._processes.values())  # all started by the submits; named if one dies
+        try:
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                if on_done is not None:
+                    on_done(done[futures[future]])
+        except BrokenProcessPool:
+            pool.shutdown()  # the pool has stopped the other workers: wait for them
+            raise _worker_died(processes, remedy) from None
     return [done[i] for i in range(len(jobs))]
+
+
+def _worker_died(processes: Sequence[BaseProcess], remedy: str) -> WorkerDied:
+    """The error of a broken pool, naming the worker that died: the only one not stopped by the
+    pool's own SIGTERM (all of them when that cannot be told)."""
+    ended = [(i, p) for i, p in enumerate(processes) if p.exitcode not in (0, -signal.SIGTERM)]
+    if len(ended) == 1:
+        i, process = ended[0]
+        who = f"evaluation worker {i} of {len(processes)} (pid {process.pid}) {how_it_ended(process.exitcode)}"
+    else:
+        who = "an evaluation worker (pids " + ", ".join(str(p.pid) for p in processes) + ") ended abruptly"
+    return WorkerDied(f"{who}; {remedy}")

@@ -16,14 +16,23 @@ Why workers hold whole environments rather than one stacked batch of students: o
 forward and backward passes of these small models already cost the same per sample at batch 128
 as at batch 2,048 (docs/notebook/2026-12-02.md, "Vector environments"), so stacking episodes into one batch
 saves nothing there; parallel workers use the cores that one process leaves idle.
+
+A worker that dies (killed, out of memory, its Ray node lost) ends the run with one line,
+:class:`~ssdkd_env.errors.WorkerDied`, naming the worker; the other workers are stopped at once.
+Restarting it instead (Ray's ``max_restarts``) is not done: a restarted worker would have lost its
+environments mid-episode (student, generator, memory, random state), so the run would silently
+stop being the one its seed describes. The run's last checkpoint (written at episode ends) is
+kept, and ``--resume`` continues from it exactly.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from copy import deepcopy
 from typing import Any
 
@@ -34,9 +43,22 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from ssdkd_env.env.config import EnvConfig
 from ssdkd_env.env.distillation_env import DistillationEnv, in_action_form, make_env
-from ssdkd_env.errors import UserError
+from ssdkd_env.errors import UserError, WorkerDied
 
 TRANSPORTS = ("local", "process", "ray")
+RESUME_HINT = "the run's last checkpoint is kept, and the same command with --resume continues from it"
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """A worker process's end in words, from its ``Process.exitcode``: "was killed by SIGKILL"."""
+    if exitcode is None:
+        return "stopped answering"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
 
 
 class EnvGroup:
@@ -93,9 +115,18 @@ class EnvGroup:
         for env in self.envs:
             env.close()
 
+    def pid(self) -> int:
+        """The process the group lives in (named when its worker dies)."""
+        return os.getpid()
+
 
 class Worker(ABC):
-    """Carries calls to one :class:`EnvGroup`: ``submit`` a method call, then collect its ``result``."""
+    """Carries calls to one :class:`EnvGroup`: ``submit`` a method call, then collect its ``result``.
+
+    ``label`` names the worker in errors ("environment worker 1 of 2"); a worker that dies raises
+    :class:`WorkerDied` from ``submit`` or ``result``."""
+
+    label = "environment worker"
 
     @abstractmethod
     def submit(self, method: str, *args: Any) -> None: ...
@@ -111,9 +142,14 @@ class Worker(ABC):
     def shutdown(self) -> None:
         """Release the worker (after its group was closed)."""
 
+    def abort(self) -> None:
+        """Stop the worker at once, whatever it is doing (another worker died)."""
+        self.shutdown()
+
 
 class LocalWorker(Worker):
-    def __init__(self, config: dict[str, Any], count: int, threads: int | None) -> None:
+    def __init__(self, config: dict[str, Any], count: int, threads: int | None, label: str) -> None:
+        self.label = label
         self.group = EnvGroup(config, count, threads)
         self._pending: Any = None
 
@@ -129,23 +165,28 @@ class LocalWorker(Worker):
 
 
 def _serve(conn: Any, config: dict[str, Any], count: int, threads: int | None) -> None:
-    """A process worker's loop: build the group, then answer (method, args) messages until ``None``."""
+    """A process worker's loop: build the group, then answer (method, args) messages until ``None``.
+
+    Ctrl-C is the parent's to handle (it stops the workers); a parent that is gone (the pipe is
+    closed) ends the loop quietly, so a killed parent leaves no worker behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        group = EnvGroup(config, count, threads)
-        conn.send(("ok", None))
-    except Exception as exc:  # reported to the parent, which raises it there
-        conn.send(_failure(exc))
-        return
-    while True:
-        message = conn.recv()
-        if message is None:
-            break
-        method, args = message
         try:
-            conn.send(("ok", getattr(group, method)(*args)))
-        except Exception as exc:
+            group = EnvGroup(config, count, threads)
+            conn.send(("ok", None))
+        except Exception as exc:  # reported to the parent, which raises it there
             conn.send(_failure(exc))
-    conn.close()
+            return
+        while (message := conn.recv()) is not None:
+            method, args = message
+            try:
+                conn.send(("ok", getattr(group, method)(*args)))
+            except Exception as exc:
+                conn.send(_failure(exc))
+    except (EOFError, OSError):
+        pass
+    finally:
+        conn.close()
 
 
 def _failure(exc: Exception) -> tuple[str, str]:
@@ -154,7 +195,8 @@ def _failure(exc: Exception) -> tuple[str, str]:
 
 
 class ProcessWorker(Worker):
-    def __init__(self, config: dict[str, Any], count: int, threads: int | None) -> None:
+    def __init__(self, config: dict[str, Any], count: int, threads: int | None, label: str) -> None:
+        self.label = label
         context = mp.get_context("spawn")
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, config, count, threads), daemon=True)
@@ -163,13 +205,16 @@ class ProcessWorker(Worker):
         self.result()  # the group was built (or its error is raised here)
 
     def submit(self, method: str, *args: Any) -> None:
-        self.conn.send((method, args))
+        try:
+            self.conn.send((method, args))
+        except OSError:  # the other end is gone
+            raise self._died() from None
 
     def result(self) -> Any:
         try:
             status, value = self.conn.recv()
-        except EOFError:
-            raise RuntimeError(f"environment worker {self.process.pid} exited unexpectedly") from None
+        except (EOFError, OSError):
+            raise self._died() from None
         if status == "user":
             raise UserError(value)
         if status == "error":
@@ -184,14 +229,30 @@ class ProcessWorker(Worker):
         self.process.join(timeout=30)
         if self.process.is_alive():
             self.process.terminate()
+            self.process.join()
+        self.conn.close()
+
+    def abort(self) -> None:
+        """SIGTERM at once: its episodes are lost anyway, and a step under way need not finish."""
+        self.process.terminate()
+        self.process.join()
+        self.conn.close()
+
+    def _died(self) -> WorkerDied:
+        self.process.join(timeout=10)  # a killed process is reaped at once
+        how = how_it_ended(self.process.exitcode)
+        return WorkerDied(f"{self.label} (pid {self.process.pid}) {how}; {RESUME_HINT}")
 
 
 class RayWorker(Worker):
-    def __init__(self, config: dict[str, Any], count: int, threads: int | None) -> None:
+    def __init__(self, config: dict[str, Any], count: int, threads: int | None, label: str) -> None:
         import ray
 
+        self.label = label
         actor_class = ray.remote(num_cpus=threads or 1)(EnvGroup)
-        self.actor: Any = actor_class.remote(config, count, threads)
+        actor: Any = actor_class.remote(config, count, threads)
+        self.actor = actor
+        self._pid = actor.pid.remote()  # read when the actor dies
         self._pending: Any = None
 
     def submit(self, method: str, *args: Any) -> None:
@@ -201,15 +262,27 @@ class RayWorker(Worker):
         import ray
 
         ref, self._pending = self._pending, None
-        return ray.get(ref)
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError:
+            raise self._died() from None
 
     def shutdown(self) -> None:
         import ray
 
         ray.kill(self.actor)
 
+    def _died(self) -> WorkerDied:
+        import ray
 
-WORKERS: dict[str, Callable[[dict[str, Any], int, int | None], Worker]] = {
+        try:
+            where = f"Ray actor, pid {ray.get(self._pid, timeout=10)}"
+        except (ray.exceptions.RayError, TimeoutError):  # it died before it could say
+            where = "Ray actor"
+        return WorkerDied(f"{self.label} ({where}) died; {RESUME_HINT}")
+
+
+WORKERS: dict[str, Callable[[dict[str, Any], int, int | None, str], Worker]] = {
     "local": LocalWorker,
     "process": ProcessWorker,
     "ray": RayWorker,
@@ -278,8 +351,12 @@ class GroupedVecEnv(VecEnv):
         self.workers: list[Worker] = []
         try:
             # every worker builds its group at once (Ray: actors start concurrently)
-            self.workers = [worker_class(config_dict, size, threads) for size in self.sizes]
+            for i, size in enumerate(self.sizes):
+                self.workers.append(worker_class(config_dict, size, threads, f"environment worker {i} of {n_workers}"))
             observation_space, action_space = self.workers[0].call("spaces")
+        except WorkerDied:
+            self._abort()
+            raise
         except Exception:
             self._shutdown()
             raise
@@ -296,23 +373,36 @@ class GroupedVecEnv(VecEnv):
             routes.setdefault(worker, []).append(i - self._starts[worker])
         return routes
 
+    @contextmanager
+    def _fatal_deaths(self) -> Iterator[None]:
+        """A worker that dies ends the vector: the other workers are stopped, then the error is raised."""
+        try:
+            yield
+        except WorkerDied:
+            self.closed = True
+            self._abort()
+            raise
+
     # ------------------------------------------------------------------ VecEnv API
     def reset(self) -> VecEnvObs:
         seeds, options = list(self._seeds), list(self._options)
-        for worker, start, size in zip(self.workers, self._starts, self.sizes, strict=True):
-            worker.submit("reset", seeds[start : start + size], options[start : start + size])
-        results = [item for worker in self.workers for item in worker.result()]
+        with self._fatal_deaths():
+            for worker, start, size in zip(self.workers, self._starts, self.sizes, strict=True):
+                worker.submit("reset", seeds[start : start + size], options[start : start + size])
+            results = [item for worker in self.workers for item in worker.result()]
         self._reset_seeds()
         self._reset_options()
         self.reset_infos = [info for _, info in results]
         return np.stack([obs for obs, _ in results])
 
     def step_async(self, actions: np.ndarray) -> None:
-        for worker, start, size in zip(self.workers, self._starts, self.sizes, strict=True):
-            worker.submit("step", list(actions[start : start + size]))
+        with self._fatal_deaths():
+            for worker, start, size in zip(self.workers, self._starts, self.sizes, strict=True):
+                worker.submit("step", list(actions[start : start + size]))
 
     def step_wait(self) -> VecEnvStepReturn:
-        results = [item for worker in self.workers for item in worker.result()]
+        with self._fatal_deaths():
+            results = [item for worker in self.workers for item in worker.result()]
         obs = np.stack([r[0] for r in results])
         rewards = np.array([r[1] for r in results], dtype=np.float32)
         dones = np.array([r[2] for r in results], dtype=bool)
@@ -337,28 +427,32 @@ class GroupedVecEnv(VecEnv):
         for worker in self.workers:
             worker.shutdown()
 
+    def _abort(self) -> None:
+        for worker in self.workers:
+            worker.abort()
+
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return self._gather("get_attr", attr_name, indices)
+        return self._gather("get_attr", (attr_name,), indices)
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        for w, local in self._route(indices).items():
-            self.workers[w].call("set_attr", attr_name, value, local)
+        with self._fatal_deaths():
+            for w, local in self._route(indices).items():
+                self.workers[w].call("set_attr", attr_name, value, local)
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
     ) -> list[Any]:
-        out: list[Any] = []
-        for w, local in self._route(indices).items():
-            out.extend(self.workers[w].call("call", method_name, method_args, method_kwargs, local))
-        return out
+        return self._gather("call", (method_name, method_args, method_kwargs), indices)
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        return self._gather("is_wrapped", wrapper_class, indices)
+        return self._gather("is_wrapped", (wrapper_class,), indices)
 
-    def _gather(self, method: str, arg: Any, indices: VecEnvIndices) -> list[Any]:
+    def _gather(self, method: str, args: tuple, indices: VecEnvIndices) -> list[Any]:
+        """``method(*args, local)`` on every worker that holds some of ``indices``, results in order."""
         out: list[Any] = []
-        for w, local in self._route(indices).items():
-            out.extend(self.workers[w].call(method, arg, local))
+        with self._fatal_deaths():
+            for w, local in self._route(indices).items():
+                out.extend(self.workers[w].call(method, *args, local))
         return out
 
 
