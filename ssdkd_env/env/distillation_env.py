@@ -33,7 +33,13 @@ from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
 
 class DistillationEnv(gym.Env):
-    """Data-free distillation as an environment (docs/environment.md describes every observation element)."""
+    """Data-free distillation as an environment (docs/environment.md describes every observation element).
+
+    Actions follow one rule (:mod:`ssdkd_env.env.spaces`): a value that is not a finite number (NaN,
+    +-inf), in any dimension, is refused -- ``step`` raises :class:`~ssdkd_env.env.spaces.InvalidAction`
+    (a ``UserError`` and a ``ValueError``) naming those dimensions and leaves the environment as it
+    was; finite values outside [-1, 1] are clipped to it.
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
@@ -136,7 +142,7 @@ class DistillationEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._needs_reset or self.engine is None or self._last_obs is None:
             raise RuntimeError("call reset() before step() (the episode ended or diverged)")
-        unit = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
+        unit = self.mapper.canonical(action)  # refuses a value that is not a finite number
         decision = self.mapper.decode(unit)
         try:
             metrics = self.engine.run_round(decision)

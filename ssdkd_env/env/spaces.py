@@ -4,10 +4,21 @@ The canonical action is a vector in [-1, 1]^7, each dimension mapped linearly to
 (``ACTION_FIELDS``); the multi-discrete and discrete forms are Gymnasium wrappers around it
 (:class:`MultiDiscreteActions`, :class:`DiscreteActions`). The observation is assembled from
 named fields declared by the components that produce them (:func:`observation_fields`).
+
+What an action may hold, in every dimension and every form:
+
+- a value that is not a finite number (NaN, +inf, -inf) is refused: ``step`` raises
+  :class:`InvalidAction` (a ``UserError`` and a ``ValueError``) naming every such dimension, and
+  the environment is left as it was (no round runs; the episode goes on with the next action);
+- a finite value outside the space is brought into it: the continuous form clips each dimension
+  to [-1, 1]; the multi-discrete form clips each index to [0, bins - 1] and rounds it down; the
+  discrete form, a single index into the product of the bins, refuses an index outside
+  [0, n - 1] (it stands for no action) and rounds one inside down.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ssdkd_env.engine import RoundAction
+from ssdkd_env.errors import UserError
 from ssdkd_env.observation import ObsField
 from ssdkd_env.replay import EVICTION_RULES, BaseMemory
 
@@ -38,7 +50,26 @@ ACTION_FIELDS: tuple[ActionField, ...] = (
     ActionField("synth_budget", 0.25, 2.0, "new synthetic samples, as a multiple of the configured budget"),
 )
 ACTION_SIZE = len(ACTION_FIELDS)
-_EVICTION_INDEX = [f.name for f in ACTION_FIELDS].index("eviction")
+ACTION_NAMES = tuple(f.name for f in ACTION_FIELDS)
+_EVICTION_INDEX = ACTION_NAMES.index("eviction")
+
+
+class InvalidAction(UserError, ValueError):
+    """An action the environment refuses (a value that is not a finite number, the wrong size, a discrete
+    index outside the space); the step does nothing."""
+
+
+def finite_values(action: Any, names: Sequence[str]) -> np.ndarray:
+    """``action`` as a vector of ``len(names)`` finite float64 values; otherwise :class:`InvalidAction`
+    naming each dimension (by ``names``) that is not a finite number."""
+    values = np.asarray(action, dtype=np.float64).reshape(-1)
+    if values.size != len(names):
+        raise InvalidAction(f"an action has {len(names)} elements, got {values.size}")
+    bad = [f"{name}={value}" for name, value in zip(names, values, strict=True) if not np.isfinite(value)]
+    if bad:
+        raise InvalidAction(f"action values that are not finite numbers: {', '.join(bad)}; actions must be finite")
+    return values
+
 
 PROGRESS_FIELD = ObsField("progress", 1, 0, 1, "rounds done / rounds in the episode")
 METRIC_FIELDS: tuple[ObsField, ...] = (
@@ -78,11 +109,15 @@ class ActionMapper:
     def __init__(self, default_budget: int) -> None:
         self.default_budget = default_budget
 
-    def decode(self, unit: np.ndarray) -> RoundAction:
-        """The [-1, 1]^7 vector -> a :class:`RoundAction`."""
-        unit = np.clip(np.asarray(unit, dtype=np.float64).reshape(-1), -1.0, 1.0)
-        if unit.size != ACTION_SIZE:
-            raise ValueError(f"an action has {ACTION_SIZE} elements, got {unit.size}")
+    @staticmethod
+    def canonical(action: Any) -> np.ndarray:
+        """``action`` as a float64 vector in [-1, 1]^7: clipped, or :class:`InvalidAction` when a value is
+        not a finite number (the module's rule)."""
+        return np.clip(finite_values(action, ACTION_NAMES), -1.0, 1.0)
+
+    def decode(self, unit: Any) -> RoundAction:
+        """The [-1, 1]^7 vector -> a :class:`RoundAction` (through :meth:`canonical`)."""
+        unit = self.canonical(unit)
         # rounded to 1e-6 so that configured values (0.6, 0.1, ...) survive encode -> decode exactly
         v = {
             f.name: round(f.low + (float(u) + 1.0) / 2.0 * (f.high - f.low), 6)
@@ -153,7 +188,10 @@ class MultiDiscreteActions(BinnedActions):
         self.action_space = spaces.MultiDiscrete(self.bins)
 
     def action(self, action: Any) -> np.ndarray:
-        return self.indices_to_unit(action)
+        """Bin indices -> the canonical vector; indices clipped to their bins and rounded down, a value
+        that is not a finite number refused (the module's rule)."""
+        values = finite_values(action, ACTION_NAMES)
+        return self.indices_to_unit(np.clip(values, 0, np.array(self.bins) - 1).astype(np.int64))
 
     def nearest(self, unit: np.ndarray) -> np.ndarray:
         return self.unit_to_indices(unit).astype(np.int64)
@@ -167,7 +205,13 @@ class DiscreteActions(BinnedActions):
         self.action_space = spaces.Discrete(int(np.prod(self.bins)))
 
     def action(self, action: Any) -> np.ndarray:
-        return self.indices_to_unit(np.array(np.unravel_index(int(action), self.bins)))
+        """An index into the product of the bins -> the canonical vector; rounded down, refused when it
+        is not a finite number or outside [0, n - 1] (the module's rule)."""
+        value = finite_values(action, ("index",))[0]
+        n = int(np.prod(self.bins))
+        if not 0 <= value < n:
+            raise InvalidAction(f"a discrete action is an index in [0, {n - 1}], got {value:g}")
+        return self.indices_to_unit(np.array(np.unravel_index(int(value), self.bins)))
 
     def nearest(self, unit: np.ndarray) -> int:
         return int(np.ravel_multi_index(tuple(self.unit_to_indices(unit)), self.bins))
