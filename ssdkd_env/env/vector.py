@@ -126,7 +126,7 @@ class Worker(ABC):
     ``label`` names the worker in errors ("environment worker 1 of 2"); a worker that dies raises
     :class:`WorkerDied` from ``submit`` or ``result``."""
 
-    label = "environment worker"
+    label: str
 
     @abstractmethod
     def submit(self, method: str, *args: Any) -> None: ...
