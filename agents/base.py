@@ -64,6 +64,12 @@ class Agent(ABC):
         """The hyper-parameters this agent accepts."""
         return set(cls.defaults)
 
+    @classmethod
+    def hyper_types(cls) -> dict[str, Any]:
+        """The type each hyper-parameter takes, as an annotation (``Any``: not checked): by default
+        the type of its default (see :func:`agents.registry.check_hyper`)."""
+        return {name: Any if value is None else type(value) for name, value in cls.defaults.items()}
+
     @abstractmethod
     def learn(self, total_steps: int, callback: Callback | None = None) -> None:
         """Step the environment (learning, if the agent learns) until ``num_steps == total_steps``.

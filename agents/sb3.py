@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import pickle
+import warnings
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,19 +17,23 @@ import numpy as np
 import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import BaseBuffer, RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.utils import should_collect_more_steps
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.utils import obs_as_tensor, should_collect_more_steps
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import Agent, Callback
+from agents.common import sb3_files
 from agents.common.actions import canonical_rule
 from agents.registry import register_agent
 from ssdkd_env.errors import UserError
 
 MODEL_FILE = "model.zip"
-REPLAY_FILE = "replay_buffer.pkl"
+RUN_STATE = "sb3_state"  # sb3_state.npz and sb3_state.json: what SB3 would pickle, as data
+LEGACY_REPLAY_FILE = "replay_buffer.pkl"  # SB3's pickled replay buffer (written before 2026-12-08): never read
 # Keys SB3 adds to a step's info; left out of the records.
 _SB3_INFO_KEYS = ("terminal_observation", "episode", "TimeLimit.truncated")
 # Constructor arguments the wrapper sets itself.
@@ -41,6 +49,7 @@ class _ForwardSteps(BaseCallback):
         self.total_steps = total_steps
         self.user_callback = callback
         self._updates_seen: Any = None
+        self.stopped_in: dict[str, Any] | None = None  # the step's locals when it stopped SB3 (see SB3Agent.learn)
 
     def _new_losses(self) -> dict[str, float]:
         """The latest update's ``train/*`` values, once per update (SB3 logs them after each update)."""
@@ -69,14 +78,55 @@ class _ForwardSteps(BaseCallback):
     def _on_step(self) -> bool:
         losses = self._new_losses()
         dones = self.locals["dones"]
-        for index, raw_info in enumerate(self.locals["infos"]):
-            info = {k: v for k, v in raw_info.items() if k not in _SB3_INFO_KEYS}
-            done = bool(dones[index])
-            reward = float(self.locals["rewards"][index])
-            record = self.agent._track_step(reward, done, info, losses if index == 0 else {}, index)
-            if self.user_callback is not None and self.user_callback(record) is False:
-                return False
-        return self.agent.num_steps < self.total_steps or self._rollout_ends_here(bool(dones.any()))
+        self.agent._step = self.locals  # a save from the user's callback saves the state after this step
+        try:
+            for index, raw_info in enumerate(self.locals["infos"]):
+                info = {k: v for k, v in raw_info.items() if k not in _SB3_INFO_KEYS}
+                done = bool(dones[index])
+                reward = float(self.locals["rewards"][index])
+                record = self.agent._track_step(reward, done, info, losses if index == 0 else {}, index)
+                if self.user_callback is not None and self.user_callback(record) is False:
+                    self.stopped_in = dict(self.locals)
+                    return False
+        finally:
+            self.agent._step = None
+        if self.agent.num_steps < self.total_steps or self._rollout_ends_here(bool(dones.any())):
+            return True
+        self.stopped_in = dict(self.locals)
+        return False
+
+
+@dataclass
+class _RunState:
+    """What SB3 keeps between steps besides the networks: the next observation, episode starts,
+    episode statistics and the rollout or replay buffer."""
+
+    last_obs: np.ndarray | None
+    episode_starts: np.ndarray | None
+    episodes: deque
+    successes: deque
+    buffer: BaseBuffer | None
+
+
+def _worth_keeping(buffer: BaseBuffer) -> bool:
+    """A replay buffer always; a rollout buffer while it holds steps not trained on yet (SB3 marks
+    one when training reads it)."""
+    return not isinstance(buffer, RolloutBuffer) or (buffer.pos > 0 and not buffer.generator_ready)
+
+
+def _add_step(model: OnPolicyAlgorithm, buffer: RolloutBuffer, step: dict[str, Any]) -> None:
+    """Add the step of ``step`` (collect_rollouts' locals at its step callback) to ``buffer``, as
+    SB3 does after the callback (an episode cut by a time limit bootstrapped from its last value)."""
+    actions, rewards = step["actions"], np.array(step["rewards"])
+    if isinstance(model.action_space, gym.spaces.Discrete):
+        actions = actions.reshape(-1, 1)
+    for idx, done in enumerate(step["dones"]):
+        info = step["infos"][idx]
+        if done and info.get("terminal_observation") is not None and info.get("TimeLimit.truncated", False):
+            terminal_obs = model.policy.obs_to_tensor(info["terminal_observation"])[0]
+            with torch.no_grad():
+                rewards[idx] += model.gamma * model.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+    buffer.add(model._last_obs, actions, rewards, model._last_episode_starts, step["values"], step["log_probs"])  # type: ignore[arg-type]
 
 
 class SB3Agent(Agent):
@@ -84,9 +134,18 @@ class SB3Agent(Agent):
 
     ``env`` may be a single environment or a ``VecEnv`` of several (:mod:`ssdkd_env.env.vector`);
     with N environments a step of the vector counts N steps. ``learn`` stops at ``total_steps``
-    (rounded up to a whole step of the vector): an on-policy rollout cut short by that is not
-    trained on. Losses are the ``train/*`` values SB3 logs, reported with the first step after
-    each update. ``save`` writes SB3's zip (and the replay buffer of off-policy algorithms).
+    (rounded up to a whole step of the vector): an on-policy rollout cut short by that is kept and
+    completed by the next ``learn`` (of this agent or of one loaded from its save), then trained on.
+    Losses are the ``train/*`` values SB3 logs, reported with the first step after each update.
+
+    ``save`` writes SB3's zip (networks, optimizers, settings) plus ``sb3_state.npz``/``.json``:
+    the run state SB3 would pickle (next observation, episode statistics, the rollout or replay
+    buffer, torch's and numpy's global random states, and -- at an episode's end on one
+    environment -- the next episode's seed and the environment's random state). A save from inside
+    a step's callback holds the state after that step (for off-policy algorithms without that
+    step's transition). ``load`` reads all of it as data (no pickle is ever read): an on-policy
+    agent saved at an episode's end on one environment goes on exactly as if it had not stopped;
+    otherwise learning goes on with fresh episodes.
     """
 
     learns = True
@@ -98,6 +157,7 @@ class SB3Agent(Agent):
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
         self.model = self.algorithm("MlpPolicy", env, seed=self.seed, device=device, **self.algorithm_kwargs())
+        self._step: dict[str, Any] | None = None  # collect_rollouts' locals while a step's callback runs
         self._log_in_memory()
 
     def algorithm_kwargs(self) -> dict[str, Any]:
@@ -118,27 +178,162 @@ class SB3Agent(Agent):
     def hyper_names(cls) -> set[str]:
         return (set(inspect.signature(cls.algorithm.__init__).parameters) - _RESERVED) | cls.own_hypers
 
+    @classmethod
+    def hyper_types(cls) -> dict[str, Any]:
+        """The SB3 constructor's annotations, and the types of this wrapper's own defaults."""
+        own = {name: kind for name, kind in super().hyper_types().items() if name in cls.own_hypers}
+        parameters = inspect.signature(cls.algorithm.__init__).parameters
+        return {**own, **{name: parameters[name].annotation for name in cls.hyper_names() - cls.own_hypers}}
+
     def learn(self, total_steps: int, callback: Callback | None = None) -> None:
         if self.num_steps >= total_steps:
             return
+        model = self.model
         forward = _ForwardSteps(self, total_steps, callback)
-        self.model.learn(total_steps - self.num_steps, callback=forward, reset_num_timesteps=False)
+        if isinstance(model, OnPolicyAlgorithm) and _worth_keeping(model.rollout_buffer):
+            model.collect_rollouts = self._rest_of_rollout  # type: ignore[method-assign,assignment]
+        try:
+            model.learn(total_steps - self.num_steps, callback=forward, reset_num_timesteps=False)
+        finally:
+            vars(model).pop("collect_rollouts", None)
+        if forward.stopped_in is not None:  # SB3 left the step half done: finish it as SB3 would have
+            self._apply(self._after_step(forward.stopped_in))
+
+    def _rest_of_rollout(
+        self, env: VecEnv, callback: BaseCallback, buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """SB3's ``collect_rollouts`` for a rollout begun before (in an earlier ``learn``, or before a save):
+        only the steps it still lacks, after those in ``buffer``."""
+        model = self.model
+        assert isinstance(model, OnPolicyAlgorithm)
+        del model.collect_rollouts  # the next rollouts are SB3's own
+        collected = buffer.pos
+        if collected < n_rollout_steps:
+            buffer.reset = lambda: None  # type: ignore[method-assign]  # keep the steps collected so far
+            try:
+                return model.collect_rollouts(env, callback, buffer, n_rollout_steps - collected)
+            finally:
+                del buffer.reset
+        model.policy.set_training_mode(False)  # the rollout is complete: what SB3 does after its last step
+        with torch.no_grad():
+            values = model.policy.predict_values(obs_as_tensor(model._last_obs, model.device))  # type: ignore[arg-type]
+        buffer.compute_returns_and_advantage(last_values=values, dones=model._last_episode_starts)  # type: ignore[arg-type]
+        return True
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray | int:
         action, _ = self.model.predict(obs, deterministic=deterministic)
         return int(action) if self.action_mode == "discrete" else action
 
+    def _buffer(self) -> BaseBuffer | None:
+        model = self.model
+        if isinstance(model, OnPolicyAlgorithm):
+            return model.rollout_buffer
+        return model.replay_buffer if isinstance(model, OffPolicyAlgorithm) else None
+
+    def _after_step(self, step: dict[str, Any] | None) -> _RunState:
+        """The run state once SB3 has finished the step of ``step`` (collect_rollouts' locals at its
+        callback), in new objects; the current one when ``step`` is None."""
+        model = self.model
+        episodes = deque(model.ep_info_buffer or (), maxlen=model._stats_window_size)
+        successes = deque(model.ep_success_buffer or (), maxlen=model._stats_window_size)
+        buffer = self._buffer()
+        if step is None:
+            return _RunState(model._last_obs, model._last_episode_starts, episodes, successes, buffer)  # type: ignore[arg-type]
+        for info, done in zip(step["infos"], step["dones"], strict=True):
+            if info.get("episode") is not None:
+                episodes.append(info["episode"])
+            if info.get("is_success") is not None and done:
+                successes.append(info["is_success"])
+        if isinstance(model, OnPolicyAlgorithm):
+            assert isinstance(buffer, RolloutBuffer)
+            buffer = copy.copy(buffer)
+            for name, array in sb3_files.buffer_arrays(buffer).items():
+                setattr(buffer, name, array.copy())
+            _add_step(model, buffer, step)
+        return _RunState(step["new_obs"], step["dones"], episodes, successes, buffer)
+
+    def _apply(self, state: _RunState) -> None:
+        model = self.model
+        model._last_obs, model._last_episode_starts = state.last_obs, state.episode_starts  # type: ignore[assignment]
+        model.ep_info_buffer, model.ep_success_buffer = state.episodes, state.successes
+        if isinstance(model, OnPolicyAlgorithm):
+            assert isinstance(state.buffer, RolloutBuffer)
+            model.rollout_buffer = state.buffer
+
     def _save_state(self, folder: Path) -> None:
         self.model.save(folder / MODEL_FILE)
-        if isinstance(self.model, OffPolicyAlgorithm):
-            self.model.save_replay_buffer(folder / REPLAY_FILE)
+        state = self._after_step(self._step)
+        arrays, rng = sb3_files.random_states()
+        meta: dict[str, Any] = {"ep_info_buffer": list(state.episodes), "ep_success_buffer": list(state.successes)}
+        meta["rng_numpy"] = rng
+        if state.last_obs is not None and state.episode_starts is not None:
+            arrays.update(last_obs=np.asarray(state.last_obs), episode_starts=np.asarray(state.episode_starts))
+            env = self.model.get_env()
+            episode_seed = env.reset_infos[0].get("episode_seed") if env is not None and env.num_envs == 1 else None
+            if episode_seed is not None and bool(np.all(state.episode_starts)):
+                generator = env.get_attr("np_random", [0])[0]  # type: ignore[union-attr]
+                meta["env"] = {"episode_seed": int(episode_seed), "np_random": sb3_files.generator_state(generator)}
+        if state.buffer is not None and _worth_keeping(state.buffer):
+            arrays.update({f"buffer.{k}": v for k, v in sb3_files.buffer_arrays(state.buffer).items()})
+            meta["buffer"] = {"pos": int(state.buffer.pos), "full": bool(state.buffer.full)}
+        sb3_files.write_run_state(folder, RUN_STATE, arrays, meta)
 
     def _load_state(self, folder: Path) -> None:
-        self.model = self.algorithm.load(folder / MODEL_FILE, env=self.env, device=self.device)
-        if isinstance(self.model, OffPolicyAlgorithm) and (folder / REPLAY_FILE).is_file():
-            self.model.load_replay_buffer(folder / REPLAY_FILE)
+        """SB3's zip with every pickled value replaced (:func:`agents.common.sb3_files.custom_objects`),
+        then the run state from ``sb3_state.npz``/``.json``; an agent saved without them (before
+        2026-12-08) goes on with a fresh episode and, off-policy, an empty replay buffer."""
+        file = folder / MODEL_FILE
+        objects = sb3_files.custom_objects(sb3_files.read_model_data(file), self.model, file)
+        try:
+            self.model = self.algorithm.load(file, env=self.env, device=self.device, custom_objects=objects)
+        except pickle.UnpicklingError:
+            raise UserError(
+                f"{file} is refused: its tensors hold other objects, which SB3 never writes (files are loaded as "
+                f"data only); {sb3_files.FIX}"
+            ) from None
+        except (RuntimeError, ValueError, KeyError) as exc:
+            reason = " ".join(str(exc).split())
+            raise UserError(
+                f"{file} does not fit agent '{self.name}' on this environment ({reason}); {sb3_files.FIX}"
+            ) from None
+        saved = sb3_files.read_run_state(folder, RUN_STATE)
+        if saved is not None:
+            self._restore(*saved, folder / f"{RUN_STATE}.json")
+        elif (folder / LEGACY_REPLAY_FILE).is_file():
+            warnings.warn(
+                f"{folder / LEGACY_REPLAY_FILE} is not read (a pickle; files are loaded as data only): learning goes "
+                "on with an empty replay buffer",
+                stacklevel=2,
+            )
         self.num_steps = self.model.num_timesteps
         self._log_in_memory()
+
+    def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], file: Path) -> None:
+        """Put back what :meth:`_save_state` wrote besides SB3's zip (see the class docstring)."""
+        model = self.model
+        model.ep_info_buffer = deque(meta.get("ep_info_buffer", []), maxlen=model._stats_window_size)
+        model.ep_success_buffer = deque(meta.get("ep_success_buffer", []), maxlen=model._stats_window_size)
+        buffer = self._buffer()
+        if buffer is not None and "buffer" in meta:
+            sb3_files.restore_buffer(buffer, arrays, meta["buffer"], file)
+        env, episode = model.get_env(), meta.get("env") or {}
+        seed = episode.get("episode_seed") if isinstance(episode, dict) else None
+        if (
+            env is not None
+            and env.num_envs == 1
+            and isinstance(seed, int)
+            and {"last_obs", "episode_starts"} <= set(arrays)
+        ):
+            # the environment was at the start of an episode: start the same one, its random state as it was
+            obs, info = env.env_method("reset", indices=[0], seed=seed)[0]
+            env.set_attr("np_random", sb3_files.generator_from_state(episode.get("np_random"), file), [0])
+            env.reset_infos[0] = info
+            if obs.shape != arrays["last_obs"].shape[1:]:
+                raise UserError(f"{file}: the saved observation does not fit this environment; {sb3_files.FIX}")
+            model._last_obs, model._last_episode_starts = arrays["last_obs"], arrays["episode_starts"]  # type: ignore[assignment]
+        else:  # SB3 starts fresh episodes when it learns next
+            model._last_obs = None  # type: ignore[assignment]
+        sb3_files.restore_random_states(arrays, meta.get("rng_numpy", {}), file)
 
 
 class GaussianPolicyAgent(SB3Agent):

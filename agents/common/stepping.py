@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,4 +82,20 @@ class SteppingAgent(Agent):
         torch.save(self.state_dict(), folder / STATE_FILE)
 
     def _load_state(self, folder: Path) -> None:
-        self.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
+        """Read ``state.pt`` as data only (tensors and plain values): a pickle of any other object is
+        refused before it runs; a refused, damaged or mismatched file is a one-line :class:`UserError`."""
+        file, fix = folder / STATE_FILE, "save the agent again, or start the run afresh"
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch.load fails in many ways on a damaged file; all mean the same
+            reason = " ".join(str(exc).split())
+            if isinstance(exc, pickle.UnpicklingError) and "weights only" in reason.lower():
+                reason = "it holds objects other than tensors and plain values, and files are loaded as data only"
+            raise UserError(f"{file} is refused ({type(exc).__name__}: {reason}); {fix}") from None
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split())
+            raise UserError(
+                f"{file} does not fit agent '{self.name}' ({type(exc).__name__}: {reason}); {fix}"
+            ) from None
