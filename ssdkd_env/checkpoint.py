@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ssdkd_env.common.io import save_torch
+from ssdkd_env.common.io import load_data_file, save_torch
 from ssdkd_env.errors import UserError
 from ssdkd_env.models import build_model
 from ssdkd_env.tasks import TaskSpec, get_task
@@ -50,10 +50,14 @@ def card_for(task: TaskSpec, arch: str, role: str, test_acc: float | None) -> Mo
 def read_checkpoint(path: str | Path) -> tuple[ModelCard, dict[str, torch.Tensor], dict[str, Any]]:
     """Read and check a checkpoint file; any problem is a one-line :class:`UserError`."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a folder; give the checkpoint file in it (e.g. {path / 'teacher.pt'})")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
+    payload = load_data_file(path, "ssdkd_env checkpoint", "give a checkpoint written by this project")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict):
+            raise ValueError(f"it holds a {type(payload).__name__}, not a checkpoint")
         if payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"unknown format {payload.get('format')!r}")
         raw = payload["card"]
@@ -68,8 +72,8 @@ def read_checkpoint(path: str | Path) -> tuple[ModelCard, dict[str, torch.Tensor
             test_acc=None if raw["test_acc"] is None else float(raw["test_acc"]),
         )
         return card, payload["state_dict"], dict(payload.get("extra", {}))
-    except Exception as exc:  # torch.load fails in many ways on a damaged file; all mean "unreadable"
-        reason = " ".join(str(exc).split())[:160]
+    except (KeyError, TypeError, ValueError) as exc:  # a readable file that is not a checkpoint of this project
+        reason = " ".join(str(exc).split())
         raise UserError(f"{path} is not a readable ssdkd_env checkpoint ({type(exc).__name__}: {reason})") from None
 
 

@@ -25,7 +25,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ssdkd_env.common.images import normalize_uint8
-from ssdkd_env.common.io import save_torch
+from ssdkd_env.common.io import load_data_file, save_torch
 from ssdkd_env.errors import UserError
 from ssdkd_env.models.init import seeded
 from ssdkd_env.tasks import LabeledImages, TaskSpec
@@ -202,10 +202,7 @@ def load_condensed(path: str | Path | None, task: TaskSpec) -> CondensedSet:
     file = Path(path)
     if not file.is_file():
         raise UserError(f"condensed.path {file} does not exist (make it with train/condense.py)")
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many error types
-        raise UserError(f"condensed.path {file} is not a condensed-sample file ({type(exc).__name__})") from None
+    data = load_data_file(file, "condensed-sample file", "make it again with train/condense.py")
     missing = [key for key in FILE_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
         raise UserError(f"condensed.path {file} is not a condensed-sample file (missing {', '.join(missing)})")

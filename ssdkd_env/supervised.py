@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ssdkd_env.checkpoint import card_for, save_model
 from ssdkd_env.common.images import normalize_uint8, random_hflip, random_translate
-from ssdkd_env.common.io import write_json
+from ssdkd_env.common.io import load_data_file, write_json
 from ssdkd_env.common.precision import autocast_for
 from ssdkd_env.common.seeding import seed_everything
 from ssdkd_env.errors import UserError
@@ -30,6 +30,9 @@ from ssdkd_env.models import build_model, count_parameters, get_model_entry, is_
 from ssdkd_env.tasks import TaskSpec
 from ssdkd_env.tasks.data import IGNORE_INDEX
 from ssdkd_env.tasks.kinds import TASK_KINDS
+
+# what a teacher run writes in its folder (ssdkd_env/common/runfolder.py)
+RUN_FILES = ("teacher.pt", "last.pt", "summary.json", "tb")
 
 
 @dataclass
@@ -83,17 +86,23 @@ def _restore(
     """Load the state of ``last.pt`` into the run's objects; return (epoch, step, test_acc, seconds spent)."""
     if not last.is_file():
         raise UserError(f"--resume: no {last} to continue from (it is written after every epoch)")
-    payload = torch.load(last, map_location="cpu", weights_only=False)
-    state = payload["extra"]["training_state"]
-    if state["epochs"] != epochs:
-        raise UserError(f"--resume: {last} belongs to a run of {state['epochs']} epochs, not {epochs}")
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    generator.set_state(state["generator"])
-    if "augment_generator" in state:  # absent from the files of runs before it existed (CPU: the same generator)
-        augment_rng.set_state(state["augment_generator"])
-    return state["epoch"], state["step"], state["test_acc"], state["wall_time_s"]
+    payload = load_data_file(last, "training checkpoint", "start the run afresh with --overwrite")
+    try:
+        state = payload["extra"]["training_state"]
+        if state["epochs"] != epochs:
+            raise UserError(f"--resume: {last} belongs to a run of {state['epochs']} epochs, not {epochs}")
+        model.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        if "augment_generator" in state:  # absent from the files of runs before it existed (CPU: the same generator)
+            augment_rng.set_state(state["augment_generator"])
+        return state["epoch"], state["step"], state["test_acc"], state["wall_time_s"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # another version's or architecture's file
+        reason = " ".join(str(exc).split())
+        raise UserError(
+            f"--resume: {last} does not fit this run ({type(exc).__name__}: {reason}); start afresh with --overwrite"
+        ) from None
 
 
 def augment_pair(

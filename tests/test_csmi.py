@@ -261,7 +261,7 @@ def test_missing_or_mismatched_condensed_files_are_one_line_errors(tmp_path: Pat
     }
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"junk")
-    cases[junk] = "not a condensed-sample file"
+    cases[junk] = "not a readable condensed-sample file"
     for path, needle in cases.items():
         with pytest.raises(UserError, match=re.escape(needle)) as info:
             load_condensed(path, digits)

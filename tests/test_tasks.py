@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,18 @@ def test_corrupt_cifar_batch_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match="could not read cifar10"):
         get_task("cifar10").load(tmp_path, train=False)
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    """The batches are pickles by format: only numpy arrays, lists and dicts are admitted."""
+    marker = tmp_path / "marker"
+
+    class Planted:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return exec, (f"open({str(marker)!r}, 'w').close()",)
+
+    write_cifar(tmp_path, 10)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({"data": Planted(), "labels": []}))
+    with pytest.raises(UserError, match="refused builtins.exec"):
+        get_task("cifar10").load(tmp_path, train=False)
+    assert not marker.exists()

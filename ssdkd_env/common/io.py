@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,18 +16,52 @@ import torch
 
 from ssdkd_env.errors import UserError
 
+# errors of a write that the user can fix: a full disk, a quota, a file size limit, a read-only place
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class WriteFailed(UserError):
+    """A file could not be written for a reason outside the program (full disk, size limit, ...)."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        reason = exc.strerror or type(exc).__name__
+        super().__init__(
+            f"could not write {path} ({reason}); the file it would have replaced is unchanged: free space or "
+            "raise the limit, then run again (with --resume where the script has it, to continue from the "
+            "last checkpoint)"
+        )
+
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Write a file through a temporary neighbour and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write a file through a temporary neighbour and rename, so a crash never leaves half a file.
+
+    A full disk or a file size limit (``ulimit -f``) is a one-line :class:`WriteFailed` naming
+    ``path``; the file it would have replaced stays as it was.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        if exc.errno in WRITE_ERRORS:
+            raise WriteFailed(path, exc) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in WRITE_ERRORS:
+            raise WriteFailed(path, exc) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomically write ``text`` (UTF-8)."""
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -33,8 +70,42 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """Atomically ``torch.save`` ``obj`` to ``path``."""
-    atomic_write_bytes(path, lambda fh: torch.save(obj, fh))
+    """Atomically ``torch.save`` ``obj`` to ``path`` (serialised in memory first, so that a failed
+    write is the operating system's error, not a torch one)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, lambda fh: fh.write(buffer.getbuffer()))
+
+
+# how torch's data-only unpickler words a refused object (a class, a function to call), as
+# opposed to bytes that are not a pickle at all ("Unsupported operand")
+REFUSED_OBJECT = re.compile(r"global|reduce|unsupported class|__setstate__", re.IGNORECASE)
+
+
+class UnreadableFile(UserError):
+    """A file read back (checkpoint, state, samples) that is damaged, or that holds more than data."""
+
+
+def load_data_file(path: Path, what: str, fix: str) -> Any:
+    """``torch.load`` a file the project wrote, as data only (``weights_only=True``).
+
+    Tensors, numbers, strings, lists, tuples and dicts pass; a pickle that would build any other
+    object, and so could run code, is refused before it does anything. Every failure is a one-line
+    :class:`UnreadableFile` that says what ``path`` should have been (``what``) and how to go on
+    (``fix``).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not REFUSED_OBJECT.search(str(exc)):  # a damaged file, not a refused object
+            raise UnreadableFile(f"{path} is not a readable {what} (damaged: not a torch file); {fix}") from None
+        raise UnreadableFile(
+            f"{path} is refused: it holds objects other than tensors and plain values, which a {what} never "
+            f"does (files read back may not run code); {fix}"
+        ) from None
+    except Exception as exc:  # torch.load fails in many ways on a damaged or truncated file; all mean the same
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise UnreadableFile(f"{path} is not a readable {what} ({type(exc).__name__}: {reason}); {fix}") from None
 
 
 def cache_dir() -> Path:

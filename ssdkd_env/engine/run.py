@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ssdkd_env.checkpoint import ModelCard, card_for, save_model
 from ssdkd_env.common.images import predict_logits
-from ssdkd_env.common.io import save_torch, write_json
+from ssdkd_env.common.io import load_data_file, save_torch, write_json
 from ssdkd_env.engine.config import EngineConfig
 from ssdkd_env.engine.engine import DistillationEngine
 from ssdkd_env.errors import UserError
@@ -30,6 +30,18 @@ from ssdkd_env.tasks import LabeledImages, TaskSpec
 
 ACCURACY_MILESTONES = (0.90, 0.95, 0.97, 0.98)
 STATE_FILE = "state.pt"
+# what a run writes in its folder: a folder holding any of them holds a run (ssdkd_env/common/runfolder.py)
+RUN_FILES = (
+    "config.json",
+    STATE_FILE,
+    "summary.json",
+    "metrics.csv",
+    "student.pt",
+    "tb",
+    "curves.png",
+    "buffer_samples.png",
+    "sample_diagnostics.png",
+)
 GENERATOR_GRID_SIZE = 100  # images in the sample grid of a method without a memory
 
 
@@ -54,10 +66,10 @@ def load_resume_state(out_dir: Path) -> dict[str, Any]:
     path = out_dir / STATE_FILE
     if not path.is_file():
         raise UserError(f"--resume: no checkpoint {path}; start the run without --resume")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # any unreadable file is the same problem for the user
-        raise UserError(f"--resume: {path} is unreadable ({type(exc).__name__}); delete it to start afresh") from None
+    state = load_data_file(path, "run checkpoint", "start the run afresh with --overwrite")
+    if not isinstance(state, dict):
+        raise UserError(f"--resume: {path} is not a run checkpoint; start the run afresh with --overwrite")
+    return state
 
 
 def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
@@ -75,7 +87,7 @@ def run_distillation(config: EngineConfig, spec: RunSpec) -> dict[str, Any]:
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:  # another version's or shape's state
             raise UserError(
                 f"--resume: {out / STATE_FILE} does not fit this version of the run ({type(exc).__name__}: {exc}); "
-                "delete it to start afresh"
+                "start the run afresh with --overwrite"
             ) from None
         log.truncate(engine.round)
     write_json(out / "config.json", {"seed": spec.seed, **config.to_dict()})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,6 +96,23 @@ def missing_data_error(task: str, root: str | Path | None) -> UserError:
     )
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batches' dicts, lists, strings and numpy arrays, and nothing else: a
+    dataset folder from elsewhere cannot run code (any other class or function is refused)."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR batch holds arrays, lists and dicts only")
+        return super().find_class(module, name)
+
+
 def _read_cifar(folder: Path, train: bool, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the pickled CIFAR batches (python version) from ``folder``."""
     if folder.name == "cifar-10-batches-py":
@@ -104,7 +122,7 @@ def _read_cifar(folder: Path, train: bool, label_key: str) -> tuple[torch.Tensor
     images, labels = [], []
     for name in names:
         with open(folder / name, "rb") as fh:
-            batch = pickle.load(fh, encoding="latin1")
+            batch = _ArrayUnpickler(fh, encoding="latin1").load()  # its errors: "could not read" in load()
         images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.append(np.asarray(batch[label_key], dtype=np.int64))
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
