@@ -48,6 +48,8 @@ def one_thread() -> Iterator[None]:
 # collected first, so that with ``--dist loadfile`` each xdist worker starts on a long file and the
 # short ones fill in at the end, instead of a long file starting last and running alone.
 LONG_FIRST = (
+    "test_worker_faults.py",
+    "test_reliability.py",
     "test_cpu_identity.py",
     "test_compare_methods.py",
     "test_precision.py",

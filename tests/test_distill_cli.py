@@ -149,5 +149,5 @@ def test_resume_from_another_versions_checkpoint_is_a_one_line_error(tmp_path: P
     synth["meta"], synth["meta_optimizer"] = synth.pop("metas")[0], synth.pop("meta_optimizers")[0]
     torch.save(state, state_path)
     metrics_before = (tmp_path / "run" / "metrics.csv").read_text()
-    assert_one_line_error(distill_here(*common, "--resume"), "--resume", "does not fit", "delete it")
+    assert_one_line_error(distill_here(*common, "--resume"), "--resume", "does not fit", "--overwrite")
     assert (tmp_path / "run" / "metrics.csv").read_text() == metrics_before

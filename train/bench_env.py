@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.common.io import write_json
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.engine import make_config
 from ssdkd_env.engine.run import RunSpec, run_distillation
 from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="overhead: alternated runs of each kind")
     p.add_argument("--episodes", type=int, default=24, help="reward validity: random-action episodes")
     p.add_argument("--episode-rounds", type=int, default=40, help="rounds per random-action episode")
-    add_common_flags(p, "device", "out", "no-progress", out=Path("runs/bench_env"))
+    add_common_flags(p, "device", "out", "overwrite", "no-progress", out=Path("runs/bench_env"))
     p.add_argument("--skip-overhead", action="store_true", help="skip the overhead benchmark")
     p.add_argument("--skip-correlation", action="store_true", help="skip the reward-validity benchmark")
     return p
@@ -52,9 +53,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with RunFolder(args.out, ("bench_env.json",), overwrite=args.overwrite):
+        return benchmark_env(args)
+
+
+def benchmark_env(args: argparse.Namespace) -> int:
+    """Run the environment benchmarks and write ``bench_env.json`` into ``args.out``."""
     apply_scale(args)
     task = get_task(args.task)
-    prepare_out_dir(args.out)
     device = resolve_device(args.device)
     teacher, card = obtain_teacher(
         task, args.teacher, args.data_root, args.download, device, progress=not args.no_progress

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ssdkd_env.common.cli import add_common_flags, make_parser, parse_seeds, run_cli
-from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.common.io import write_json
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.env import make_env
 from ssdkd_env.env.evaluation import env_config_from_cli
 from ssdkd_env.env.vector import TRANSPORTS, make_vec_env
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transports", default="local,process", help=f"comma-separated, from {', '.join(TRANSPORTS)}")
     p.add_argument("--min-steps", type=int, default=64, help="environment steps measured per point (at least)")
     p.add_argument("--min-seconds", type=float, default=20.0, help="seconds measured per point (at least)")
-    add_common_flags(p, "out", out=Path("runs/bench_vec"))
+    add_common_flags(p, "out", "overwrite", out=Path("runs/bench_vec"))
     return p
 
 
@@ -57,11 +58,16 @@ def measure(vec: Any, action: np.ndarray, min_steps: int, min_seconds: float) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with RunFolder(args.out, ("bench_vec.json",), overwrite=args.overwrite):
+        return benchmark_vectors(args)
+
+
+def benchmark_vectors(args: argparse.Namespace) -> int:
+    """Measure every vector size and transport and write ``bench_vec.json`` into ``args.out``."""
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     for transport in transports:
         if transport not in TRANSPORTS:
             raise UserError(f"unknown transport '{transport}'; valid: {', '.join(TRANSPORTS)}")
-    prepare_out_dir(args.out)
     config = env_config_from_cli(args.task, "continuous", args)
     single = make_env(config, train_teacher=True)
     action = single.unwrapped.default_action()  # type: ignore[attr-defined]

@@ -21,9 +21,11 @@ from pathlib import Path
 import torch
 
 from ssdkd_env.benchmarking import BENCH_CONFIGS, format_report, get_bench_config, run_benchmark
+from ssdkd_env.benchmarking.configs import BenchConfig
 from ssdkd_env.common.cli import DefaultText, add_common_flags, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.common.io import write_json
+from ssdkd_env.common.runfolder import RunFolder, prepare_out_file
 from ssdkd_env.errors import UserError
 
 
@@ -54,8 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=None, metavar="N", help="CPU threads for torch (default: torch's choice)"
     )
     p.add_argument("--scaling", action="store_true", help="add the memory-work table for 1k-100k samples")
-    add_common_flags(p, "out", "no-progress", out=DefaultText("runs/benchmark/<config>"))
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="result file (default: OUT/benchmark.json)")
+    add_common_flags(p, "out", "overwrite", "no-progress", out=DefaultText("runs/benchmark/<config>"))
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="result file, instead of OUT/benchmark.json (then nothing is written in --out)",
+    )
     return p
 
 
@@ -69,8 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--kd-steps", args.kd_steps), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
-    out = prepare_out_dir(args.out or Path("runs/benchmark") / bench.name)
-    json_path = args.json or out / "benchmark.json"
+    if args.json is not None:  # the one output: checked (and an existing one refused) before measuring
+        if args.json.exists() and not args.json.is_dir() and not args.overwrite:
+            raise UserError(f"--json {args.json} exists; replace it with --overwrite, or choose another --json")
+        return benchmark(args, bench, device, prepare_out_file(args.json, "--json"))
+    out = args.out or Path("runs/benchmark") / bench.name
+    with RunFolder(out, ("benchmark.json",), overwrite=args.overwrite):
+        return benchmark(args, bench, device, out / "benchmark.json")
+
+
+def benchmark(args: argparse.Namespace, bench: BenchConfig, device: torch.device, json_path: Path) -> int:
+    """Measure ``bench`` and write the report to ``json_path``."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 

@@ -47,13 +47,16 @@ from agents import preferred_action_mode
 from agents.common.evaluation import EvalJob, evaluate_jobs
 from agents.registry import AGENTS
 from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, parse_seeds, run_cli
-from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.common.io import write_json
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.env import EnvConfig, make_env
 from ssdkd_env.env.evaluation import METRICS, confidence, env_config_from_cli, paired_against, paired_test
 from ssdkd_env.errors import UserError, unknown_name
-from ssdkd_env.tasks import get_task
+from ssdkd_env.tasks import TaskSpec, get_task
 
 SEED_FIELD = "{seed}"
+# what a comparison writes in --out (ssdkd_env/common/runfolder.py)
+RUN_FILES = ("compare.json", "compare.md", "compare.png", "learning_curves.png")
 __all__ = ["confidence", "main", "paired_against", "paired_test", "policy_specs", "summarise"]
 
 
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "download",
         "device",
         "out",
+        "overwrite",
         "no-progress",
         seeds="200000-200004",
         out=Path("runs/compare_agents"),
@@ -135,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--jobs must be at least 1")
     seeds: list[int] = args.seeds
     specs = policy_specs(args.agents, args.train_seeds)
-    prepare_out_dir(args.out)
+    with RunFolder(args.out, RUN_FILES, overwrite=args.overwrite):
+        return compare(args, task, seeds, specs)
+
+
+def compare(args: argparse.Namespace, task: TaskSpec, seeds: list[int], specs: list[PolicySpec]) -> int:
+    """Evaluate every policy of ``specs`` on ``seeds`` and write the tables into ``args.out``."""
     configs: dict[str, EnvConfig] = {}
     jobs: list[EvalJob] = []
     for spec in specs:
@@ -146,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         for train_seed, path in spec.paths.items():
             jobs.append(EvalJob(spec.label, spec.name, configs[mode].to_dict(), tuple(seeds), path, train_seed))
     bar = tqdm(total=len(jobs) * len(seeds), desc="evaluating", unit="episode", disable=args.no_progress)
-    outcomes = evaluate_jobs(jobs, args.jobs, on_done=lambda r: bar.update(len(r.episodes)))
+    outcomes = evaluate_jobs(
+        jobs, args.jobs, on_done=lambda r: bar.update(len(r.episodes)), remedy="run the same command again"
+    )
     bar.close()
     results: dict[str, dict[str, Any]] = {}
     for spec in specs:

@@ -46,13 +46,14 @@ from tqdm import tqdm
 
 from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.common.io import write_json
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.engine import METHODS, make_config, replace_nested, with_data_root
 from ssdkd_env.engine.config import EngineConfig, parse_override, read_config_file
 from ssdkd_env.engine.run import STATE_FILE, RunSpec, run_distillation
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.reporting import read_accuracy_curve, save_time_to_accuracy
-from ssdkd_env.tasks import get_task
+from ssdkd_env.tasks import TaskSpec, get_task
 from ssdkd_env.tasks.kinds import TASK_KINDS
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
@@ -171,15 +172,23 @@ def main(argv: list[str] | None = None) -> int:
         train_size = len(task.load(args.data_root, True, args.download).labels)
         configs = memory_variants(configs, args.memory_fractions, train_size)
     labels = list(configs)
-    if not args.resume:
-        existing = [f"{m}-s{s}" for m in labels for s in seeds if any_run_files(args.out / f"{m}-s{s}")]
-        if existing:
-            shown = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
-            raise UserError(
-                f"{args.out} already holds runs ({shown}); add --resume to keep the finished ones and continue "
-                "the interrupted ones, or choose another --out"
-            )
-    prepare_out_dir(args.out)
+    with RunFolder(args.out, (), resume=args.resume):  # one process per --out; its runs are checked next
+        if not args.resume:
+            existing = [f"{m}-s{s}" for m in labels for s in seeds if any_run_files(args.out / f"{m}-s{s}")]
+            if existing:
+                shown = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
+                raise UserError(
+                    f"{args.out} already holds runs ({shown}); add --resume to keep the finished ones and continue "
+                    "the interrupted ones, or choose another --out"
+                )
+        return compare_methods(args, task, configs, seeds)
+
+
+def compare_methods(
+    args: argparse.Namespace, task: TaskSpec, configs: dict[str, EngineConfig], seeds: list[int]
+) -> int:
+    """Run (or keep) every run of ``configs`` x ``seeds`` in ``args.out`` and write the tables."""
+    labels = list(configs)
     device = resolve_device(args.device)
     teacher, card = obtain_teacher(task, args.teacher, args.data_root, args.download, device, not args.no_progress)
     metric = TASK_KINDS.get(task.kind).metric  # what the score columns measure: accuracy, or miou for segmentation

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.common.io import prepare_out_dir
+from ssdkd_env.common.runfolder import prepare_out_file
 from ssdkd_env.condensation import CondenseRun, condense, pick_real
 from ssdkd_env.errors import UserError
 from ssdkd_env.tasks import get_task
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-real", type=int, default=defaults["batch_real"], help="real images per class per iteration")
     p.add_argument("--width", type=int, default=defaults["width"], help="channels of the random ConvNet embeddings")
-    add_common_flags(p, "no-progress")
+    add_common_flags(p, "overwrite", "no-progress")
     return p
 
 
@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if args.width < 1 or not args.lr > 0:
         raise UserError("--width must be at least 1 and --lr positive")
-    if args.out.is_dir():
-        raise UserError(f"--out {args.out} is a folder; give the file to write")
-    prepare_out_dir(args.out.parent, "--out's folder")
+    if args.out.exists() and not args.out.is_dir() and not args.overwrite:
+        raise UserError(f"--out {args.out} exists; replace it with --overwrite, or choose another --out")
+    prepare_out_file(args.out, "--out")
     run = CondenseRun(
         task=task,
         per_class=args.per_class,

@@ -29,10 +29,10 @@ from ssdkd_env.common.cli import (
     run_cli,
 )
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.common.io import prepare_out_dir
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.engine import METHODS, EngineConfig, make_config, replace_nested, with_data_root
 from ssdkd_env.engine.config import parse_override, read_config_file
-from ssdkd_env.engine.run import RunSpec, load_resume_state, run_distillation
+from ssdkd_env.engine.run import RUN_FILES, RunSpec, load_resume_state, run_distillation
 from ssdkd_env.errors import UserError
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
@@ -56,9 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth-budget", type=int, default=None, help="new synthetic samples per round")
     p.add_argument("--g-steps", type=int, default=None, help="generator steps per round")
     add_common_flags(
-        p, "config", "set", "seed", "device", "out", "resume", out=DefaultText("runs/distill/TASK-METHOD-sSEED")
+        p,
+        "config",
+        "set",
+        "seed",
+        "device",
+        "out",
+        "resume",
+        "overwrite",
+        out=DefaultText("runs/distill/TASK-METHOD-sSEED"),
     )
-    p.add_argument("--checkpoint-every", type=int, default=10, help="rounds between checkpoints")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=10, metavar="N", help="rounds between checkpoints (at least 1)"
+    )
     add_common_flags(p, "no-progress")
     return p
 
@@ -90,9 +100,14 @@ def resumed_config(args: argparse.Namespace, given: set[str], out: Path) -> tupl
     config_file = out / "config.json"
     load_resume_state(out)  # fails early with a one-line error when there is nothing to resume
     if not config_file.is_file():
-        raise UserError(f"--resume: {config_file} is missing")
-    saved = json.loads(config_file.read_text())
-    seed = int(saved.pop("seed"))
+        raise UserError(f"--resume: {config_file} is missing; start the run afresh with --overwrite")
+    try:
+        saved = json.loads(config_file.read_text())
+        seed = int(saved.pop("seed"))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(
+            f"--resume: {config_file} is damaged ({type(exc).__name__}: {exc}); start the run afresh with --overwrite"
+        ) from None
     config = EngineConfig.from_dict(saved)
     task = args.task if "task" in given else config.task
     method = args.method if "method" in given else config.method
@@ -110,13 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     apply_scale(args)
     task = get_task(args.task)
+    if args.checkpoint_every < 1:
+        raise UserError(
+            f"--checkpoint-every is the rounds between checkpoints, at least 1; got {args.checkpoint_every}"
+        )
     out = args.out or Path("runs") / "distill" / f"{task.name}-{args.method}-s{args.seed}"
-    if args.resume:
-        config, seed = resumed_config(args, explicit_flags(parser, argv), out)
-        task = get_task(config.task)
-    else:
-        config, seed = build_config(args, task.name, args.method), args.seed
-    prepare_out_dir(out)
+    # a fresh run's flags are checked before its folder is touched; a resumed run's once the folder is held
+    fresh = None if args.resume else (build_config(args, task.name, args.method), args.seed)
+    with RunFolder(out, RUN_FILES, resume=args.resume, overwrite=args.overwrite):
+        config, seed = fresh or resumed_config(args, explicit_flags(parser, argv), out)
+        return distill(args, config, seed, out)
+
+
+def distill(args: argparse.Namespace, config: EngineConfig, seed: int, out: Path) -> int:
+    """The run of ``config`` in the folder ``out``, which :func:`main` holds."""
+    task = get_task(config.task)
     device = resolve_device(args.device)
     teacher, card = obtain_teacher(task, args.teacher, args.data_root, args.download, device, not args.no_progress)
     spec = RunSpec(

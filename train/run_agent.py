@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from agents import Agent, list_agents, make_agent, preferred_action_mode
 from agents.common.evaluation import EvalJob, KeptEpisode, evaluate_jobs
-from agents.registry import AGENTS
+from agents.registry import AGENTS, check_hyper
 from agents.sb3 import SB3Agent
 from ssdkd_env.checkpoint import card_for, save_model
 from ssdkd_env.common.cli import (
@@ -58,7 +58,8 @@ from ssdkd_env.common.cli import (
     refuse_changes_on_resume,
     run_cli,
 )
-from ssdkd_env.common.io import prepare_out_dir, write_json
+from ssdkd_env.common.io import write_json, write_text
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.engine import replace_nested
 from ssdkd_env.engine.config import parse_override
 from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig, make_env
@@ -78,6 +79,19 @@ from ssdkd_env.tasks.kinds import TASK_KINDS
 EVAL_SEED_BASE = 100_000  # evaluation episodes use seeds never seen in training
 EVAL_CHUNK = 4  # evaluation seeds per job: a job's episodes do not depend on how jobs are spread over workers
 ENV_CONFIG_FILE = "env_config.yaml"
+# what a run writes in its folder: a folder holding any of them holds a run (ssdkd_env/common/runfolder.py)
+RUN_FILES = (
+    ENV_CONFIG_FILE,
+    "checkpoint",
+    "summary.json",
+    "results.md",
+    "agent",
+    "tb",
+    "student.pt",
+    "learning_curve.png",
+    "eval_curves.png",
+    "samples.png",
+)
 # Hyper-parameters run_agent.py gives an agent unless --hyper overrides them. PPO starts at SSD-KD's
 # rule with a narrow spread and a larger step (docs/notebook/2026-12-02.md, "PPO started at the rule"): from SB3's
 # own start (the centre of the box, std 1) it spends its first episodes acting at random.
@@ -157,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"for --agent fixed: {len(ACTION_FIELDS)} comma-separated numbers in [-1, 1], one per action field "
         f"({', '.join(f.name for f in ACTION_FIELDS)})",
     )
-    add_common_flags(p, "out", "resume", "no-progress", out=DefaultText("runs/agent/TASK-AGENT-sSEED"))
+    add_common_flags(p, "out", "resume", "overwrite", "no-progress", out=DefaultText("runs/agent/TASK-AGENT-sSEED"))
     return p
 
 
@@ -167,7 +181,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def agent_hyper(args: argparse.Namespace, agent: str) -> dict[str, Any]:
     """``agent``'s hyper-parameters: :data:`RUN_DEFAULTS`, then --hyper, then --action."""
-    hyper = {**RUN_DEFAULTS.get(agent, {}), **dict(parse_override(s) for s in args.hyper)}
+    hyper = {**RUN_DEFAULTS.get(agent, {}), **dict(parse_override(s, "--hyper") for s in args.hyper)}
     if args.action is not None:
         try:
             hyper["action"] = [float(v) for v in args.action.split(",")]
@@ -175,6 +189,7 @@ def agent_hyper(args: argparse.Namespace, agent: str) -> dict[str, Any]:
             raise UserError(f"--action expects comma-separated numbers, got '{args.action}'") from None
         if len(hyper["action"]) != len(ACTION_FIELDS) or not all(-1.0 <= v <= 1.0 for v in hyper["action"]):
             raise UserError(f"--action needs {len(ACTION_FIELDS)} numbers in [-1, 1], got '{args.action}'")
+    check_hyper(agent, hyper)  # by name and type, before a folder is touched or a worker starts
     return hyper
 
 
@@ -221,15 +236,22 @@ def requested_env_config(saved: EnvConfig, args: argparse.Namespace, given: set[
 def resumed_run(args: argparse.Namespace, given: set[str], out: Path) -> Resumed:
     """Read what ``out`` holds to continue; flags that would change it are refused in one line."""
     progress_file, config_file = out / "checkpoint" / "progress.json", out / ENV_CONFIG_FILE
+    afresh = (
+        "start it afresh with --overwrite"
+        if any((out / n).exists() for n in RUN_FILES)
+        else "start it without --resume"
+    )
     if not progress_file.is_file():
-        raise UserError(f"--resume: no checkpoint in {progress_file.parent}; start the run without --resume")
+        raise UserError(f"--resume: no checkpoint in {progress_file.parent} to continue from; {afresh}")
     if not config_file.is_file():
-        raise UserError(f"--resume: {config_file} is missing; start the run afresh without --resume")
+        raise UserError(f"--resume: {config_file} is missing; {afresh}")
     try:
         progress = json.loads(progress_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--resume: {progress_file} is unreadable ({exc}); start the run afresh") from None
-    saved_config = EnvConfig.load(config_file)
+        if not isinstance(progress, dict):
+            raise ValueError("not a mapping")
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"--resume: {progress_file} is damaged ({exc}); {afresh}") from None
+    saved_config = EnvConfig.load(config_file, "--resume: the saved configuration", afresh)
     saved = Resumed(
         config=saved_config,
         agent=str(progress.get("agent", args.agent)),  # checkpoints of earlier versions do not name their agent
@@ -264,6 +286,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.agent not in AGENTS:
         raise unknown_name("agent", args.agent, AGENTS)
     out = args.out or Path("runs") / "agent" / f"{task.name}-{args.agent}-s{args.seed}"
+    if not args.resume:
+        agent_hyper(args, args.agent)  # a bad --hyper or --action is refused here
+    with RunFolder(out, RUN_FILES, resume=args.resume, overwrite=args.overwrite):
+        return learn_and_compare(parser, args, argv, out)
+
+
+def learn_and_compare(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None, out: Path
+) -> int:
+    """Learn (or continue learning), then evaluate against the baselines, in the folder ``out``
+    that :func:`main` holds."""
+    task = get_task(args.task)
     ckpt_dir = out / "checkpoint"
     resumed = resumed_run(args, explicit_flags(parser, argv), out) if args.resume else None
     if resumed is not None:
@@ -284,14 +318,11 @@ def main(argv: list[str] | None = None) -> int:
             f"agent '{agent_name}' plays one episode at a time; --n-envs, --transport and --ray-address need an "
             f"SB3 agent ({', '.join(n for n in AGENTS if issubclass(AGENTS[n], SB3Agent))})"
         )
-    prepare_out_dir(out)
 
     start = time.perf_counter()
     env = make_env(config, train_teacher=True)  # trains a missing teacher; a one-line error when impossible
     base_env = env.unwrapped
     assert isinstance(base_env, DistillationEnv)
-    if resumed is None:
-        config.save(out / ENV_CONFIG_FILE)
     curve: list[dict[str, Any]] = []
     elapsed_before = 0.0
     train_env: gym.Env | GroupedVecEnv = env
@@ -304,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         curve, elapsed_before = resumed.progress["curve"], float(resumed.progress["wall_time_s"])
     else:
         agent = make_agent(agent_name, train_env, seed=seed, device=args.agent_device, **hyper)
+        config.save(out / ENV_CONFIG_FILE)  # once the run is sure to start: a folder without it holds no run
     identity = {"agent": agent_name, "seed": seed, "hyper": hyper}
 
     writer = SummaryWriter(str(out / "tb"))
@@ -512,7 +544,7 @@ def write_outputs(out: Path, summary: dict[str, Any]) -> list[str]:
         f"over evaluation episodes of this one training run (seed {summary['seed']}), not over training runs; "
         "`train/compare.py --train-seeds` gives the latter.",
     ]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "results.md", "\n".join(lines) + "\n")
     save_training_curves(out / "learning_curve.png", summary)
     series = {}
     shown: list[str] = []  # the y quantities drawn, for the axis label

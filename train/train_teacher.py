@@ -16,10 +16,11 @@ from pathlib import Path
 
 from ssdkd_env.common.cli import DefaultText, add_common_flags, apply_scale, make_parser, run_cli
 from ssdkd_env.common.device import resolve_device
-from ssdkd_env.common.io import default_teacher_dir, prepare_out_dir
+from ssdkd_env.common.io import default_teacher_dir
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.errors import UserError, unknown_name
 from ssdkd_env.models import list_models
-from ssdkd_env.supervised import TeacherRun, train_teacher
+from ssdkd_env.supervised import RUN_FILES, TeacherRun, train_teacher
 from ssdkd_env.tasks import get_task
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(p, "data-root", "download")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the task's recipe)")
     cache = DefaultText("the teacher cache, $SSDKD_ENV_CACHE/teachers/TASK/ARCH")
-    add_common_flags(p, "seed", "device", "out", "resume", "no-progress", out=cache)
+    add_common_flags(p, "seed", "device", "out", "resume", "overwrite", "no-progress", out=cache)
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the training forward pass (for long runs on a GPU)"
     )
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         raise unknown_name("architecture", arch, list_models())
     if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    out = prepare_out_dir(Path(args.out or default_teacher_dir(task.name, arch)))
+    out = Path(args.out or default_teacher_dir(task.name, arch))
     run = TeacherRun(
         task=task,
         arch=arch,
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         resume=args.resume,
         compile=args.compile,
     )
-    summary = train_teacher(run)
+    with RunFolder(out, RUN_FILES, resume=args.resume, overwrite=args.overwrite):
+        summary = train_teacher(run)
     acc, seconds = summary["test_acc"], summary["wall_time_s"]
     print(f"{task.name}/{arch}: test_{summary['metric']}={acc:.4f} in {seconds:.1f}s -> {summary['checkpoint']}")
     return 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssdkd_env.common.io import WRITE_ERRORS
 from ssdkd_env.errors import UserError
 
 USER_ERROR_EXIT = 2
@@ -35,7 +36,8 @@ class Terminated(BaseException):
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run ``main``; a :class:`UserError` prints ``error: ...`` on one line and returns 2.
+    """Run ``main``; a :class:`UserError` prints ``error: ...`` on one line and returns 2, as does a
+    write that failed for a reason the user can fix (full disk, quota, ``ulimit -f``).
 
     Ctrl-C returns 130 and SIGTERM (under :func:`terminate_on_sigterm`) 143, each with one line.
     """
@@ -45,6 +47,16 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except UserError as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except OSError as exc:  # a write the program could not control (a full disk, a size limit), anywhere
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        where = exc.filename or "an output file"
+        print(
+            f"error: could not write {where} ({exc.strerror}); free space or raise the limit, then run again "
+            "(with --resume where the script has it: the last checkpoint is kept)",
+            file=sys.stderr,
+        )
         return USER_ERROR_EXIT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -177,6 +189,11 @@ COMMON_FLAGS: dict[str, Flag] = {
     "resume": Flag(
         "continue the work saved in --out instead of starting afresh: finished runs are kept and interrupted "
         "ones continue from their last checkpoint",
+        {"action": "store_true"},
+    ),
+    "overwrite": Flag(
+        "start afresh in an --out that already holds a run: that run's files are deleted first (without --resume "
+        "or --overwrite such a folder is refused)",
         {"action": "store_true"},
     ),
     "no-progress": Flag("hide progress bars", {"action": "store_true"}),

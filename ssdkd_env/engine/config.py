@@ -297,29 +297,32 @@ def methods_with_memory() -> list[str]:
     return [name for name in METHODS.names() if make_config("digits", name).memory != NO_MEMORY]
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a JSON or YAML file holding (partial) config fields."""
+def read_config_file(path: Path, source: str = "--config file", fix: str = "") -> dict[str, Any]:
+    """Read a JSON or YAML file holding (partial) config fields; ``source`` names the file in
+    messages and ``fix`` (if given) ends them."""
+    end = f"; {fix}" if fix else ""
     if not path.is_file():
-        raise UserError(f"--config file {path} does not exist")
-    text = path.read_text()
+        raise UserError(f"{source} {path} does not exist{end}")
     try:
+        text = path.read_text()
         if path.suffix in (".yaml", ".yml"):
             import yaml
 
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
-    except Exception as exc:  # yaml and json raise many error types
-        raise UserError(f"--config file {path} is not valid {path.suffix[1:] or 'JSON'}: {exc}") from None
+    except Exception as exc:  # yaml and json raise many error types, and the text may not be UTF-8
+        reason = " ".join(str(exc).split())
+        raise UserError(f"{source} {path} is not valid {path.suffix[1:] or 'JSON'} ({reason}){end}") from None
     if not isinstance(data, dict):
-        raise UserError(f"--config file {path} must hold a mapping of config fields")
+        raise UserError(f"{source} {path} must hold a mapping of config fields{end}")
     return data
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``KEY=VALUE`` (VALUE as JSON when it parses, else a string)."""
+def parse_override(text: str, flag: str = "--set") -> tuple[str, Any]:
+    """Parse ``KEY=VALUE`` (VALUE as JSON when it parses, else a string), given to ``flag``."""
     if "=" not in text:
-        raise UserError(f"--set expects KEY=VALUE, got '{text}'")
+        raise UserError(f"{flag} expects KEY=VALUE, got '{text}'")
     key, raw = text.split("=", 1)
     try:
         value = json.loads(raw)

@@ -7,6 +7,7 @@ from ssdkd_env.env.spaces import (
     ActionMapper,
     BinnedActions,
     DiscreteActions,
+    InvalidAction,
     MultiDiscreteActions,
     observation_fields,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "DiscreteActions",
     "DistillationEnv",
     "EnvConfig",
+    "InvalidAction",
     "MultiDiscreteActions",
     "make_env",
     "observation_fields",

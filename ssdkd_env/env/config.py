@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ssdkd_env.common.io import write_text
 from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.engine import EngineConfig, make_config, replace_nested
 from ssdkd_env.errors import UserError
@@ -70,18 +71,18 @@ class EnvConfig(Validated):
         return EnvConfig.from_dict({**config.to_dict(), **mine, "engine": engine.to_dict()})
 
     def save(self, path: str | Path) -> None:
-        """Write as YAML (``.yaml``/``.yml``) or JSON (anything else)."""
+        """Write as YAML (``.yaml``/``.yml``) or JSON (anything else), atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix in (".yaml", ".yml"):
             import yaml
 
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         else:
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> EnvConfig:
+    def load(cls, path: str | Path, source: str = "--config file", fix: str = "") -> EnvConfig:
+        """Read a file written by :meth:`save` (``source`` and ``fix`` as in ``read_config_file``)."""
         from ssdkd_env.engine.config import read_config_file
 
-        return cls.from_dict(read_config_file(Path(path)))
+        return cls.from_dict(read_config_file(Path(path), source, fix))
