@@ -78,6 +78,7 @@ class _ForwardSteps(BaseCallback):
     def _on_step(self) -> bool:
         losses = self._new_losses()
         dones = self.locals["dones"]
+        self.agent._note_episode_starts(dones)
         self.agent._step = self.locals  # a save from the user's callback saves the state after this step
         try:
             for index, raw_info in enumerate(self.locals["infos"]):
@@ -140,12 +141,14 @@ class SB3Agent(Agent):
 
     ``save`` writes SB3's zip (networks, optimizers, settings) plus ``sb3_state.npz``/``.json``:
     the run state SB3 would pickle (next observation, episode statistics, the rollout or replay
-    buffer, torch's and numpy's global random states, and -- at an episode's end on one
-    environment -- the next episode's seed and the environment's random state). A save from inside
-    a step's callback holds the state after that step (for off-policy algorithms without that
-    step's transition). ``load`` reads all of it as data (no pickle is ever read): an on-policy
-    agent saved at an episode's end on one environment goes on exactly as if it had not stopped;
-    otherwise learning goes on with fresh episodes.
+    buffer, torch's and numpy's global random states, and -- when every environment is at the start
+    of an episode -- their episode seeds and random states). A save from inside a step's callback
+    holds the state after that step (for off-policy algorithms without that step's transition).
+    ``load`` reads all of it as data (no pickle is ever read): an on-policy agent saved when every
+    environment had just ended an episode (one environment: at any episode's end) goes on exactly
+    as if it had not stopped; otherwise learning goes on with fresh episodes (SB3's reset, with the
+    environments' first seeds). The run state goes back only onto as many environments as it was
+    saved from (a policy loaded on another number, to be evaluated, gets the networks and settings).
     """
 
     learns = True
@@ -158,6 +161,7 @@ class SB3Agent(Agent):
         super().__init__(env, seed, device, **hyper)
         self.model = self.algorithm("MlpPolicy", env, seed=self.seed, device=device, **self.algorithm_kwargs())
         self._step: dict[str, Any] | None = None  # collect_rollouts' locals while a step's callback runs
+        self._starts: list[dict[str, Any]] | None = None  # see _note_episode_starts
         self._log_in_memory()
 
     def algorithm_kwargs(self) -> dict[str, Any]:
@@ -224,6 +228,19 @@ class SB3Agent(Agent):
         action, _ = self.model.predict(obs, deterministic=deterministic)
         return int(action) if self.action_mode == "discrete" else action
 
+    def _note_episode_starts(self, dones: np.ndarray) -> None:
+        """After a step: when it ended every environment's episode, keep their next episodes' seeds and
+        random states (for a save, which may come once the environments are closed), else nothing."""
+        env = self.model.get_env()
+        seeds = [info.get("episode_seed") for info in env.reset_infos] if env is not None else [None]
+        self._starts = None
+        if bool(np.all(dones)) and all(isinstance(seed, int) for seed in seeds):
+            generators = env.get_attr("np_random")  # type: ignore[union-attr]
+            self._starts = [
+                {"episode_seed": seed, "np_random": sb3_files.generator_state(generator)}
+                for seed, generator in zip(seeds, generators, strict=True)
+            ]
+
     def _buffer(self) -> BaseBuffer | None:
         model = self.model
         if isinstance(model, OnPolicyAlgorithm):
@@ -265,14 +282,11 @@ class SB3Agent(Agent):
         state = self._after_step(self._step)
         arrays, rng = sb3_files.random_states()
         meta: dict[str, Any] = {"ep_info_buffer": list(state.episodes), "ep_success_buffer": list(state.successes)}
-        meta["rng_numpy"] = rng
+        meta.update(rng_numpy=rng, n_envs=self.model.n_envs)
         if state.last_obs is not None and state.episode_starts is not None:
             arrays.update(last_obs=np.asarray(state.last_obs), episode_starts=np.asarray(state.episode_starts))
-            env = self.model.get_env()
-            episode_seed = env.reset_infos[0].get("episode_seed") if env is not None and env.num_envs == 1 else None
-            if episode_seed is not None and bool(np.all(state.episode_starts)):
-                generator = env.get_attr("np_random", [0])[0]  # type: ignore[union-attr]
-                meta["env"] = {"episode_seed": int(episode_seed), "np_random": sb3_files.generator_state(generator)}
+            if self._starts is not None:
+                meta["envs"] = self._starts
         if state.buffer is not None and _worth_keeping(state.buffer):
             arrays.update({f"buffer.{k}": v for k, v in sb3_files.buffer_arrays(state.buffer).items()})
             meta["buffer"] = {"pos": int(state.buffer.pos), "full": bool(state.buffer.full)}
@@ -313,27 +327,21 @@ class SB3Agent(Agent):
         model = self.model
         model.ep_info_buffer = deque(meta.get("ep_info_buffer", []), maxlen=model._stats_window_size)
         model.ep_success_buffer = deque(meta.get("ep_success_buffer", []), maxlen=model._stats_window_size)
-        buffer = self._buffer()
-        if buffer is not None and "buffer" in meta:
-            sb3_files.restore_buffer(buffer, arrays, meta["buffer"], file)
-        env, episode = model.get_env(), meta.get("env") or {}
-        seed = episode.get("episode_seed") if isinstance(episode, dict) else None
-        if (
-            env is not None
-            and env.num_envs == 1
-            and isinstance(seed, int)
-            and {"last_obs", "episode_starts"} <= set(arrays)
-        ):
-            # the environment was at the start of an episode: start the same one, its random state as it was
-            obs, info = env.env_method("reset", indices=[0], seed=seed)[0]
-            env.set_attr("np_random", sb3_files.generator_from_state(episode.get("np_random"), file), [0])
-            env.reset_infos[0] = info
-            if obs.shape != arrays["last_obs"].shape[1:]:
-                raise UserError(f"{file}: the saved observation does not fit this environment; {sb3_files.FIX}")
-            model._last_obs, model._last_episode_starts = arrays["last_obs"], arrays["episode_starts"]  # type: ignore[assignment]
-        else:  # SB3 starts fresh episodes when it learns next
-            model._last_obs = None  # type: ignore[assignment]
-        sb3_files.restore_random_states(arrays, meta.get("rng_numpy", {}), file)
+        model._last_obs = None  # type: ignore[assignment]  # SB3 starts fresh episodes, unless set below
+        env, buffer = model.get_env(), self._buffer()
+        if env is not None and meta.get("n_envs") == env.num_envs:  # else: loaded to act elsewhere (evaluation)
+            if buffer is not None and "buffer" in meta:
+                sb3_files.restore_buffer(buffer, arrays, meta["buffer"], file)
+            if "envs" in meta and {"last_obs", "episode_starts"} <= set(arrays):
+                # every environment was at the start of an episode: start the same ones, random states as they were
+                for index, (seed, generator) in enumerate(sb3_files.episode_starts(meta["envs"], env.num_envs, file)):
+                    obs, env.reset_infos[index] = env.env_method("reset", indices=[index], seed=seed)[0]
+                    env.set_attr("np_random", generator, [index])
+                if arrays["last_obs"].shape != (env.num_envs, *obs.shape):
+                    raise UserError(f"{file}: the saved observations do not fit this environment; {sb3_files.FIX}")
+                model._last_obs, model._last_episode_starts = arrays["last_obs"], arrays["episode_starts"]  # type: ignore[assignment]
+                self._starts = meta["envs"]
+        sb3_files.restore_random_states(arrays, meta.get("rng_numpy", {}), file)  # last: resets may draw
 
 
 class GaussianPolicyAgent(SB3Agent):

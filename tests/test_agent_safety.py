@@ -24,6 +24,8 @@ from test_run_agent import tiny_env_file, train_reinforce_args
 from agents import load_agent, make_agent, preferred_action_mode
 from agents.registry import check_hyper
 from ssdkd_env.env import make_env
+from ssdkd_env.env.evaluation import make_env_config
+from ssdkd_env.env.vector import make_vec_env
 from ssdkd_env.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: fastest on one thread (conftest.py)
@@ -65,6 +67,11 @@ def one_line_error(excinfo: pytest.ExceptionInfo[UserError], *needles: str) -> N
 @pytest.fixture(scope="module")
 def teacher() -> torch.nn.Module:
     return random_teacher()
+
+
+def teacher_file(tmp_path: Path) -> Path:
+    """The module's teacher (:func:`random_teacher`), saved: vector environments load theirs from a file."""
+    return saved_random_teacher(tmp_path / "teacher.pt")
 
 
 def tiny_env(teacher: torch.nn.Module, name: str = "ppo") -> Any:
@@ -266,38 +273,50 @@ def test_check_hyper_passes_what_the_agents_take() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "hyper"),
-    [("ppo", TINY_HYPER["ppo"]), ("ppo", {"n_steps": 3, "batch_size": 3, "n_epochs": 2}), ("a2c", TINY_HYPER["a2c"])],
+    ("name", "hyper", "n_envs"),
+    [
+        ("ppo", TINY_HYPER["ppo"], 1),
+        ("ppo", {"n_steps": 3, "batch_size": 3, "n_epochs": 2}, 1),
+        ("a2c", TINY_HYPER["a2c"], 1),
+        ("ppo", TINY_HYPER["ppo"], 2),
+    ],
 )
 def test_an_on_policy_agent_loaded_from_an_episode_end_goes_on_exactly(
-    name: str, hyper: dict[str, Any], teacher: torch.nn.Module, tmp_path: Path
+    name: str, hyper: dict[str, Any], n_envs: int, teacher: torch.nn.Module, tmp_path: Path
 ) -> None:
-    """Saved at the end of episode 2 (step 6: mid-rollout with n_steps 4, at a rollout's end with 3),
-    loaded in a fresh environment and process state: the same steps and networks as without the stop."""
+    """Saved at the end of episode 2 of every environment (mid-rollout with n_steps 4, at a rollout's
+    end with 3), loaded on fresh environments in a fresh process state: the same steps and networks
+    as without the stop. Two environments: a local vector, whose episodes end together."""
+    env_file = tiny_env_file(tmp_path / "env.json", rounds=TINY["rounds"])
+    config = make_env_config("digits", "continuous", config_file=env_file, teacher=str(teacher_file(tmp_path)))
+
+    def fresh_env() -> Any:
+        return tiny_env(teacher, name) if n_envs == 1 else make_vec_env(config, n_envs, "local", seed=0)
 
     def record(r: dict[str, Any]) -> tuple[Any, ...]:
         return (r["step"], r["reward"], r.get("episode_return"), tuple(sorted(r.get("losses", {}).items())))
 
-    whole = make_agent(name, tiny_env(teacher, name), **hyper)
+    total, saved_at = 14 * n_envs, 6 * n_envs  # the end of every environment's 2nd episode
+    whole = make_agent(name, fresh_env(), **hyper)
     expected: list[tuple[Any, ...]] = []
-    whole.learn(14, lambda r: expected.append(record(r)))
+    whole.learn(total, lambda r: expected.append(record(r)))
 
-    stopped = make_agent(name, tiny_env(teacher, name), **hyper)
+    stopped = make_agent(name, fresh_env(), **hyper)
     before: list[tuple[Any, ...]] = []
 
     def checkpoint_then_stop(r: dict[str, Any]) -> bool:
         before.append(record(r))
         if r["done"]:
             stopped.save(tmp_path / "agent")
-        return r["step"] < 8  # "killed" in episode 3, after the checkpoint of step 6
+        return r["step"] < saved_at + n_envs  # "killed" a step into episode 3
 
-    stopped.learn(14, checkpoint_then_stop)
+    stopped.learn(total, checkpoint_then_stop)
     torch.manual_seed(123)  # a new process's random states
     np.random.seed(123)
-    resumed = load_agent(tmp_path / "agent", tiny_env(teacher, name))
+    resumed = load_agent(tmp_path / "agent", fresh_env())
     after: list[tuple[Any, ...]] = []
-    resumed.learn(14, lambda r: after.append(record(r)))
-    assert before[:6] + after == expected
+    resumed.learn(total, lambda r: after.append(record(r)))
+    assert before[:saved_at] + after == expected
     for mine, theirs in zip(resumed.model.policy.parameters(), whole.model.policy.parameters(), strict=True):
         assert torch.equal(mine, theirs)
 

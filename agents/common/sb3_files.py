@@ -107,14 +107,23 @@ def generator_state(generator: np.random.Generator) -> dict[str, Any]:
     return dict(generator.bit_generator.state)
 
 
-def generator_from_state(state: Any, file: Path) -> np.random.Generator:
-    """A PCG64 generator (gymnasium's) in the saved ``state``."""
-    bits = np.random.PCG64()
-    try:
-        bits.state = state
-    except (TypeError, ValueError, KeyError) as exc:
-        raise UserError(f"{file}: the saved environment random state is invalid ({_reason(exc)}); {FIX}") from None
-    return np.random.Generator(bits)
+def episode_starts(saved: Any, n_envs: int, file: Path) -> list[tuple[int, np.random.Generator]]:
+    """The episode seed and random generator (gymnasium's PCG64) of each of ``n_envs`` environments,
+    from the JSON list saved of them."""
+    if not (isinstance(saved, list) and len(saved) == n_envs and all(isinstance(e, dict) for e in saved)):
+        raise UserError(f"{file}: the saved environment states are not {n_envs} entries; {FIX}")
+    starts = []
+    for entry in saved:
+        bits = np.random.PCG64()
+        try:
+            bits.state = entry["np_random"]
+            seed = entry["episode_seed"]
+            if not isinstance(seed, int):
+                raise TypeError(f"episode_seed {seed!r} is not an integer")
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UserError(f"{file}: a saved environment state is invalid ({_reason(exc)}); {FIX}") from None
+        starts.append((seed, np.random.Generator(bits)))
+    return starts
 
 
 def write_run_state(folder: Path, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
