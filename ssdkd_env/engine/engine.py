@@ -19,17 +19,18 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ssdkd_env.action import RoundAction
 from ssdkd_env.common.images import normalize_uint8
 from ssdkd_env.common.precision import module_layout, to_layout
+from ssdkd_env.context import RunContext
 from ssdkd_env.distillation import Distiller, ProbeMetrics, ProbeSet, build_probe
-from ssdkd_env.engine.config import EngineConfig, RoundAction
-from ssdkd_env.engine.context import RunContext
-from ssdkd_env.errors import UserError
+from ssdkd_env.engine.config import EngineConfig
 from ssdkd_env.methods import ROUND_LOOPS
+from ssdkd_env.methods.base import RoundConfig, require_memory
 from ssdkd_env.models import build_model, check_teacher_init_pair, init_from_teacher
 from ssdkd_env.replay import MEMORIES, NO_MEMORY, BaseMemory
 from ssdkd_env.supervised import check_arch_fits
-from ssdkd_env.synthesis import SYNTHESIZERS
+from ssdkd_env.synthesis import SYNTHESIZERS, BaseSynthesizer
 from ssdkd_env.tasks import LabeledImages, TaskSpec
 from ssdkd_env.tasks.kinds import TASK_KINDS
 
@@ -60,6 +61,23 @@ class RoundMetrics:
         data = asdict(self)
         losses = data.pop("losses")
         return {**data, **{f"loss_{name}": value for name, value in losses.items()}}
+
+
+@dataclass
+class EngineRoundContext:
+    """The :class:`~ssdkd_env.methods.base.RoundContext` the engine gives its round loop: the run's
+    components, student, generators, round number and sizes; never the engine or its test split."""
+
+    config: RoundConfig
+    num_classes: int
+    synthesizer: BaseSynthesizer
+    memory: BaseMemory | None
+    distiller: Distiller
+    student: nn.Module
+    device: torch.device
+    rng: torch.Generator
+    device_rng: torch.Generator
+    round: int
 
 
 class DistillationEngine:
@@ -127,14 +145,14 @@ class DistillationEngine:
             config.channels_last,
             config.compile,
         )
-        self.round_loop = ROUND_LOOPS.get(config.round_loop)(self)
+        self.round = 0
+        self.round_loop = ROUND_LOOPS.get(config.round_loop)(self.round_context())
         self.test_x: torch.Tensor | None = None
         self.test_y: torch.Tensor | None = None
         if test_set is not None:
             test_x = normalize_uint8(test_set.images, task.mean, task.std).to(device)
             self.test_x = to_layout(test_x, config.channels_last)
             self.test_y = test_set.labels.to(device)
-        self.round = 0
         self.synthetic_samples = probe.synthesized
 
     def close(self) -> None:
@@ -150,11 +168,24 @@ class DistillationEngine:
         """The student this run delivers and measures (its weight average when ``ema_decay > 0``)."""
         return self.distiller.delivered
 
+    def round_context(self) -> EngineRoundContext:
+        """What the round loop sees of this run now (the components and the current round; no real data)."""
+        return EngineRoundContext(
+            self.config,
+            self.task.num_classes,
+            self.synthesizer,
+            self.memory,
+            self.distiller,
+            self.student,
+            self.device,
+            self.rng,
+            self.device_rng,
+            self.round,
+        )
+
     def require_memory(self) -> BaseMemory:
         """The run's memory; a one-line error for a configuration that has none."""
-        if self.memory is None:
-            raise UserError(f"method '{self.config.method}' keeps no memory, but its round loop needs one")
-        return self.memory
+        return require_memory(self.round_context())
 
     def measure_probe(self) -> ProbeMetrics:
         """The delivered student's agreement and KL with the teacher on the probe set."""
@@ -175,7 +206,7 @@ class DistillationEngine:
     def run_round(self, action: RoundAction | None = None) -> RoundMetrics:
         """Run one round of the method with ``action`` (default: the configured one) and measure."""
         cfg = self.config
-        outcome = self.round_loop.run(self, action or cfg.action)
+        outcome = self.round_loop.run(self.round_context(), action or cfg.action)
         self.synthetic_samples += outcome.synthesized
         if self.memory is not None:
             self.memory.end_round()

@@ -18,20 +18,15 @@ and read once, at the end of the round.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from ssdkd_env.action import RoundAction
 from ssdkd_env.common.images import predict_logits
 from ssdkd_env.errors import UserError
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome, read_round
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundContext, RoundLoop, RoundOutcome, read_round
 from ssdkd_env.replay import BaseMemory, BufferBatch
 from ssdkd_env.synthesis.adversarial import AdversarialGenerator
 from ssdkd_env.synthesis.base import SynthesisRequest
-
-if TYPE_CHECKING:
-    from ssdkd_env.engine.config import RoundAction
-    from ssdkd_env.engine.engine import DistillationEngine
 
 
 class AdversarialRound(RoundLoop):
@@ -40,31 +35,31 @@ class AdversarialRound(RoundLoop):
     Without a memory ``action`` is not used; with one, its priority exponents, replacement share,
     eviction rule and ``synth_budget`` steer the replay and the memory's update."""
 
-    def __init__(self, engine: DistillationEngine) -> None:
-        if not isinstance(engine.synthesizer, AdversarialGenerator):
+    def __init__(self, ctx: RoundContext) -> None:
+        if not isinstance(ctx.synthesizer, AdversarialGenerator):
             raise UserError(
-                f"round loop 'adversarial' needs synthesizer 'adversarial-generator', not '{engine.config.synthesizer}'"
+                f"round loop 'adversarial' needs synthesizer 'adversarial-generator', not '{ctx.config.synthesizer}'"
             )
-        self.generator: AdversarialGenerator = engine.synthesizer
-        weights = engine.config.adversarial
+        self.generator: AdversarialGenerator = ctx.synthesizer
+        weights = ctx.config.adversarial
         extra = {"bn": weights.bn_weight, "oh": weights.oh_weight, "balance": weights.balance_weight}
         self.terms = ["adv", *(name for name, weight in extra.items() if weight > 0)]  # the generator's loss terms
-        self.no_classes = torch.zeros(engine.task.num_classes)
+        self.no_classes = torch.zeros(ctx.num_classes)
 
-    def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
-        distiller, cfg, memory = engine.distiller, engine.config, engine.memory
+    def run(self, ctx: RoundContext, action: RoundAction) -> RoundOutcome:
+        distiller, cfg, memory = ctx.distiller, ctx.config, ctx.memory
         n, every = cfg.distiller.batch_size, cfg.adversarial.student_steps
         n_replay = round(cfg.adversarial.replay_ratio * n) if memory is not None and memory.size > 0 else 0
-        device = engine.device
+        device = ctx.device
         # student loss, discrepancy, agreement, then the generator's total and weighted terms
         sums = torch.zeros(4 + len(self.terms), dtype=torch.float64, device=device)
         no_generator_step = torch.zeros(1 + len(self.terms), device=device)
         generator_steps = 0
         for step in range(cfg.kd_steps):
-            batch = self._fresh(n, engine.round)
+            batch = self._fresh(n, ctx.round)
             if n_replay > 0:
                 assert memory is not None
-                replayed = memory.sample(n_replay, action.alpha, action.beta, engine.device_rng)
+                replayed = memory.sample(n_replay, action.alpha, action.beta, ctx.device_rng)
                 batch = BufferBatch(
                     torch.cat([batch.index, replayed.index]),
                     torch.cat([batch.images, replayed.images]),
@@ -77,14 +72,14 @@ class AdversarialRound(RoundLoop):
                 memory.update_priorities(batch.index[n:], result.discrepancy[n:])
             generator = no_generator_step
             if (step + 1) % every == 0:
-                total = self.generator.adversarial_step(engine.student, distiller.discrepancy, n, distiller.lr_scale)
+                total = self.generator.adversarial_step(ctx.student, distiller.discrepancy, n, distiller.lr_scale)
                 generator = torch.stack([total, *(self.generator.last_terms[name] for name in self.terms)])
                 generator_steps += 1
             student_scalars = torch.stack([result.loss, result.mean_discrepancy, result.agreement])
             sums += torch.cat([student_scalars, generator]).double()
         synthesized = (cfg.kd_steps + generator_steps) * n
         if memory is not None:
-            synthesized += self._store(engine, memory, action)
+            synthesized += self._store(ctx, memory, action)
         outcome, (generator_sum, *term_sums) = read_round(sums, cfg.kd_steps, synthesized)  # the round's one read
         g_steps = max(1, generator_steps)
         outcome.losses = {"generator": generator_sum / g_steps}
@@ -99,11 +94,11 @@ class AdversarialRound(RoundLoop):
         index = torch.full((n,), -1, device=fresh.images.device, dtype=torch.long)
         return BufferBatch(index, fresh.images, fresh.teacher_logits, torch.ones(n, device=fresh.images.device))
 
-    def _store(self, engine: DistillationEngine, memory: BaseMemory, action: RoundAction) -> int:
+    def _store(self, ctx: RoundContext, memory: BaseMemory, action: RoundAction) -> int:
         """Put ``synth_budget`` fresh samples into the memory, prioritised by the student's current discrepancy."""
-        fresh = self.generator.synthesize(SynthesisRequest(action.synth_budget, self.no_classes, engine.round))
-        s_logits = predict_logits(engine.student, fresh.images, precision=engine.config.precision)
-        priorities = engine.distiller.discrepancy(fresh.teacher_logits, s_logits)
+        fresh = self.generator.synthesize(SynthesisRequest(action.synth_budget, self.no_classes, ctx.round))
+        s_logits = predict_logits(ctx.student, fresh.images, precision=ctx.config.precision)
+        priorities = ctx.distiller.discrepancy(fresh.teacher_logits, s_logits)
         memory.insert(fresh.images, fresh.teacher_logits, priorities, action.replace_fraction, action.eviction)
         return action.synth_budget
 

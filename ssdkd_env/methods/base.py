@@ -1,8 +1,11 @@
 """Round loops: the part of a method that owns one round (what runs, in which order).
 
 The engine builds the components (synthesizer, memory, distiller), then calls its round loop once
-per round and measures the student afterwards. A loop that interleaves generator and student
-steps (DFAD), or that distils without a memory, is a new loop registered in ``ROUND_LOOPS``.
+per round and measures the student afterwards. A loop sees the run through a :class:`RoundContext`:
+the components, the student, the generators, the round number and the sizes it needs, and nothing
+that holds real data (the engine, which holds the test split, is never given to it). A loop that
+interleaves generator and student steps (DFAD), or that distils without a memory, is a new loop
+registered in ``ROUND_LOOPS``.
 """
 
 from __future__ import annotations
@@ -10,15 +13,52 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
+import torch.nn as nn
 
+from ssdkd_env.action import RoundAction
+from ssdkd_env.common.precision import Precision
+from ssdkd_env.distillation import Distiller, DistillerConfig
+from ssdkd_env.errors import UserError
 from ssdkd_env.registry import Registry
+from ssdkd_env.replay import BaseMemory
+from ssdkd_env.synthesis import AdversarialConfig, BaseSynthesizer
 
-if TYPE_CHECKING:
-    from ssdkd_env.engine.config import RoundAction
-    from ssdkd_env.engine.engine import DistillationEngine
+
+class RoundConfig(Protocol):
+    """The fields of a run's configuration that round loops read."""
+
+    method: str
+    synthesizer: str
+    kd_steps: int
+    distiller: DistillerConfig
+    adversarial: AdversarialConfig
+    precision: Precision
+
+
+class RoundContext(Protocol):
+    """What a round loop sees of its run: the components, the student, the generators, the round
+    number and the sizes it needs. Nothing in it holds real data."""
+
+    config: RoundConfig
+    num_classes: int
+    synthesizer: BaseSynthesizer
+    memory: BaseMemory | None
+    distiller: Distiller
+    student: nn.Module
+    device: torch.device
+    rng: torch.Generator  # the run's sampling generator (targets, latents)
+    device_rng: torch.Generator  # the draws of every step (replay, augmentation), on the run's device
+    round: int  # rounds completed before this one
+
+
+def require_memory(ctx: RoundContext) -> BaseMemory:
+    """The run's memory; a one-line error for a configuration that has none."""
+    if ctx.memory is None:
+        raise UserError(f"method '{ctx.config.method}' keeps no memory, but its round loop needs one")
+    return ctx.memory
 
 
 @dataclass
@@ -47,11 +87,11 @@ def read_round(sums: torch.Tensor, kd_steps: int, synthesized: int) -> tuple[Rou
 class RoundLoop(ABC):
     """One round of a method. State that must survive a checkpoint goes in :meth:`state_dict`."""
 
-    def __init__(self, engine: DistillationEngine) -> None:  # noqa: B027  (a loop may build its own parts here)
+    def __init__(self, ctx: RoundContext) -> None:  # noqa: B027  (a loop may build its own parts here)
         """Built once per run, after the engine's components (a loop may add its own, e.g. optimisers)."""
 
     @abstractmethod
-    def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
+    def run(self, ctx: RoundContext, action: RoundAction) -> RoundOutcome:
         """Advance the run by one round with ``action``'s decisions."""
 
     def state_dict(self) -> dict[str, Any]:

@@ -10,35 +10,30 @@ are summed on the device and read once, at the end of the round.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome, read_round
+from ssdkd_env.action import RoundAction
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundContext, RoundLoop, RoundOutcome, read_round
 from ssdkd_env.replay import BufferBatch
 from ssdkd_env.synthesis.base import SynthesisRequest
-
-if TYPE_CHECKING:
-    from ssdkd_env.engine.config import RoundAction
-    from ssdkd_env.engine.engine import DistillationEngine
 
 
 class SynthesizeThenDistil(RoundLoop):
     """Fresh synthesis every round and uniform distillation on it; no memory."""
 
-    def __init__(self, engine: DistillationEngine) -> None:
-        self.no_classes = torch.zeros(engine.task.num_classes)  # no memory: diversity draws uniformly
+    def __init__(self, ctx: RoundContext) -> None:
+        self.no_classes = torch.zeros(ctx.num_classes)  # no memory: diversity draws uniformly
 
-    def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
-        distiller, cfg, device = engine.distiller, engine.config, engine.device
-        synth = engine.synthesizer.synthesize(
-            SynthesisRequest(action.synth_budget, self.no_classes, engine.round, action.diversity, action.difficulty)
+    def run(self, ctx: RoundContext, action: RoundAction) -> RoundOutcome:
+        distiller, cfg, device = ctx.distiller, ctx.config, ctx.device
+        synth = ctx.synthesizer.synthesize(
+            SynthesisRequest(action.synth_budget, self.no_classes, ctx.round, action.diversity, action.difficulty)
         )
         n, batch = synth.images.shape[0], cfg.distiller.batch_size
         weights = torch.ones(batch, device=device)
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, discrepancy, agreement
         for _ in range(cfg.kd_steps):
-            index = torch.randint(n, (batch,), generator=engine.device_rng, device=device)
+            index = torch.randint(n, (batch,), generator=ctx.device_rng, device=device)
             step = distiller.step(BufferBatch(index, synth.images[index], synth.teacher_logits[index], weights))
             sums += torch.stack([step.loss, step.mean_discrepancy, step.agreement]).double()
         names = list(synth.losses)

@@ -15,35 +15,30 @@ cached in the memory (no teacher forward pass); with it the distiller relabels e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from ssdkd_env.action import RoundAction
 from ssdkd_env.common.images import predict_logits
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundLoop, RoundOutcome, read_round
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundContext, RoundLoop, RoundOutcome, read_round, require_memory
 from ssdkd_env.synthesis.base import SynthesisRequest
-
-if TYPE_CHECKING:
-    from ssdkd_env.engine.config import RoundAction
-    from ssdkd_env.engine.engine import DistillationEngine
 
 
 class SynthesizeThenReplay(RoundLoop):
     """Synthesis, a partial memory update, then prioritized replay distillation."""
 
-    def run(self, engine: DistillationEngine, action: RoundAction) -> RoundOutcome:
-        memory, distiller, cfg = engine.require_memory(), engine.distiller, engine.config
-        synth = engine.synthesizer.synthesize(
+    def run(self, ctx: RoundContext, action: RoundAction) -> RoundOutcome:
+        memory, distiller, cfg = require_memory(ctx), ctx.distiller, ctx.config
+        synth = ctx.synthesizer.synthesize(
             SynthesisRequest(
-                action.synth_budget, memory.class_histogram(), engine.round, action.diversity, action.difficulty
+                action.synth_budget, memory.class_histogram(), ctx.round, action.diversity, action.difficulty
             )
         )
-        s_logits = predict_logits(engine.student, synth.images, precision=cfg.precision)
+        s_logits = predict_logits(ctx.student, synth.images, precision=cfg.precision)
         priorities = distiller.discrepancy(synth.teacher_logits, s_logits)
         memory.insert(synth.images, synth.teacher_logits, priorities, action.replace_fraction, action.eviction)
-        sums = torch.zeros(3, dtype=torch.float64, device=engine.device)  # loss, discrepancy, agreement
+        sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss, discrepancy, agreement
         for _ in range(cfg.kd_steps):
-            batch = memory.sample(cfg.distiller.batch_size, action.alpha, action.beta, engine.device_rng)
+            batch = memory.sample(cfg.distiller.batch_size, action.alpha, action.beta, ctx.device_rng)
             step = distiller.step(batch)
             memory.update_priorities(batch.index, step.discrepancy)
             sums += torch.stack([step.loss, step.mean_discrepancy, step.agreement]).double()

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ssdkd_env.observation import ObsField
 from ssdkd_env.registry import Registry
+from ssdkd_env.replay.config import EvictionRule
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
-
-EvictionRule = Literal["lowest", "oldest", "class"]
-EVICTION_RULES: tuple[EvictionRule, ...] = ("lowest", "oldest", "class")
+    from ssdkd_env.context import RunContext
 
 
 @dataclass

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ssdkd_env.observation import ObsField
-from ssdkd_env.replay.base import EVICTION_RULES, MEMORIES, BaseMemory, BufferBatch, EvictionRule
+from ssdkd_env.replay.base import MEMORIES, BaseMemory, BufferBatch
+from ssdkd_env.replay.config import EVICTION_RULES, EvictionRule
 from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
+    from ssdkd_env.context import RunContext
 
 
 class ReplayBuffer(BaseMemory):

@@ -12,7 +12,7 @@ from ssdkd_env.replay.base import MEMORIES
 from ssdkd_env.replay.buffer import GrowingPool, _buffer_args
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
+    from ssdkd_env.context import RunContext
 
 
 class CondensedPool(GrowingPool):

@@ -28,7 +28,6 @@ Mapping onto the memory interface (:class:`~ssdkd_env.replay.base.BaseMemory`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -36,33 +35,20 @@ from torch import nn
 
 from ssdkd_env.common.images import predict_logits
 from ssdkd_env.common.precision import Precision, autocast_for
-from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.models.generator import _channel_buffer
 from ssdkd_env.models.init import seeded
 from ssdkd_env.observation import ObsField
-from ssdkd_env.replay.base import MEMORIES, BaseMemory, BufferBatch, EvictionRule
+from ssdkd_env.replay.base import MEMORIES, BaseMemory, BufferBatch
+from ssdkd_env.replay.config import EvictionRule, VAEConfig
 from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ssdkd_env.engine.context import RunContext
+    from ssdkd_env.context import RunContext
 
 PREVIEW_SIZE = 100  # decoded images returned by contents() (fixed latents: grids comparable over rounds)
 LOGVAR_LIMIT = 10.0  # the encoder's log-variance is clamped to [-limit, limit] (no overflow in exp)
-
-
-@dataclass
-class VAEConfig(Validated):
-    """The VAE of PRE-DFKD's generative replay memory (memory ``"vae"``)."""
-
-    latent: int = spec(64, ge=1)  # latent dimensions
-    width: int = spec(32, ge=1)  # channels of the first encoder / last decoder layer (twice that inside)
-    lr: float = spec(1e-3, ge=0)  # Adam
-    train_steps: int = spec(20, ge=0)  # VAE steps per inserted batch (scaled by the share that counts)
-    batch_size: int = spec(64, ge=1)  # mini-batch of each VAE step, drawn from the inserted batch
-    kl_weight: float = spec(1e-5, ge=0)  # the paper's weight of the KL term
-    teacher_weight: float = spec(1.0, ge=0)  # weight of L1(T(x_hat), T(x))
 
 
 class ConvVAE(nn.Module):

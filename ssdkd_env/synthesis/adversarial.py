@@ -17,41 +17,23 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ssdkd_env.common.precision import Precision, autocast_for, module_layout, to_layout
-from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import jensen_shannon
 from ssdkd_env.models import Generator
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
+from ssdkd_env.synthesis.config import AdversarialConfig, GeneratorObjective
 from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
-
-GeneratorObjective = Literal["negative", "negative-log1p", "one-minus-js"]
-
-
-@dataclass
-class AdversarialConfig(Validated):
-    """The adversarial generator and its schedule (DFAD's CIFAR settings by default)."""
-
-    nz: int = spec(256, ge=1)
-    ngf: int = spec(64, ge=1)
-    lr: float = spec(1e-3, ge=0)  # Adam
-    student_steps: int = spec(5, ge=1)  # student steps per generator step
-    objective: GeneratorObjective = "negative"  # -D, -log(1 + D) (DFAD on segmentation), 1 - JS (PRE-DFKD)
-    bn_weight: float = spec(0.0, ge=0)  # teacher BN-statistics constraint (MB-DFKD)
-    oh_weight: float = spec(0.0, ge=0)  # cross-entropy to the teacher's prediction (PRE-DFKD)
-    balance_weight: float = spec(0.0, ge=0)  # class balance: log K - entropy of the batch-mean prediction
-    replay_ratio: float = spec(0.0, ge=0)  # replayed samples per fresh one in each student step (with a memory)
+    from ssdkd_env.context import RunContext
 
 
 def generator_objective(mean_discrepancy: torch.Tensor, objective: GeneratorObjective) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 from ssdkd_env.registry import Registry
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
+    from ssdkd_env.context import RunContext
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -21,26 +20,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ssdkd_env.common.precision import Precision, autocast_for, to_layout
-from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.condensation import CondensedSet, load_condensed
 from ssdkd_env.errors import UserError
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, SynthesisRequest, SynthesisResult
-from ssdkd_env.synthesis.synthesizer import MetaGeneratorSynthesizer, SynthesisConfig
+from ssdkd_env.synthesis.config import CondensedConfig, SynthesisConfig
+from ssdkd_env.synthesis.synthesizer import MetaGeneratorSynthesizer
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
-
-
-@dataclass
-class CondensedConfig(Validated):
-    """The condensed samples of csmi and the discriminator that compares them with synthetic ones."""
-
-    path: str | None = None  # the condensed file of train/condense.py (required by csmi)
-    disc_weight: float = spec(1.0, ge=0)  # weight of the generator's fool-the-discriminator term (0: off)
-    disc_lr: float = spec(1e-3, ge=0)  # the discriminator's Adam learning rate (betas 0.5/0.999)
-    disc_hidden: int = spec(256, ge=1)  # width of the discriminator's hidden layers
-    disc_steps: int = spec(1, ge=1)  # discriminator steps per round
+    from ssdkd_env.context import RunContext
 
 
 def final_linear(model: nn.Module) -> nn.Linear:

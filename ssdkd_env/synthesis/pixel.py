@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,34 +29,16 @@ import torch.nn as nn
 
 from ssdkd_env.common.images import random_hflip, random_translate
 from ssdkd_env.common.precision import Precision, autocast_for, to_layout
-from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import jensen_shannon
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
+from ssdkd_env.synthesis.config import PixelInversionConfig
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets
 from ssdkd_env.synthesis.synthesizer import _frozen, total_variation
 from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
-
-
-@dataclass
-class PixelInversionConfig(Validated):
-    """DeepInversion's optimisation and loss weights. The defaults are its CIFAR-10 settings (2k
-    iterations, lr 0.05, BN weight 10, no adaptive term); the prior weights are this project's own,
-    for priors that are means."""
-
-    iterations: int = spec(2000, ge=1)  # Adam steps on the pixels of each batch
-    lr: float = spec(0.05, ge=0)  # Adam learning rate of the pixels
-    bn_weight: float = spec(10.0, ge=0)  # BN-statistics loss (DeepInversion's r_feature)
-    oh_weight: float = spec(1.0, ge=0)  # cross-entropy to the drawn targets
-    tv_l1: float = spec(0.0, ge=0)  # total variation, mean absolute neighbour difference
-    tv_l2: float = spec(1e-3, ge=0)  # total variation, mean squared neighbour difference
-    l2_weight: float = spec(0.0, ge=0)  # mean per-image L2 norm of the (normalised) pixels
-    adaptive_weight: float = spec(0.0, ge=0)  # 1 - JS(p_T, p_S) with the frozen student (ADI; 0 = plain DI)
-    jitter: int = spec(2, ge=0)  # random translation, in pixels, of what the losses see
-    flip: bool = False  # random horizontal flips of what the losses see (natural images)
+    from ssdkd_env.context import RunContext
 
 
 def total_variation_l2(images: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,6 @@ the price of having no data, and this row's gap to the teacher is the price of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,21 +17,12 @@ import torch.nn as nn
 
 from ssdkd_env.common.images import normalize_uint8
 from ssdkd_env.common.precision import Precision, autocast_for, to_layout
-from ssdkd_env.common.validation import Validated
 from ssdkd_env.errors import UserError
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.tasks.kinds import TaskKind
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
-
-
-@dataclass
-class RealDataConfig(Validated):
-    """Where ``kd-real`` reads the task's training split (``train/distill.py`` fills it from
-    ``--data-root``; tasks whose data ships with a package need none)."""
-
-    data_root: str | None = None
+    from ssdkd_env.context import RunContext
 
 
 class RealImageSampler(BaseSynthesizer):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -21,41 +20,17 @@ import torch.nn as nn
 
 from ssdkd_env.common.images import random_hflip, random_translate
 from ssdkd_env.common.precision import Precision, autocast_for, module_layout, to_layout
-from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import per_sample_kl
 from ssdkd_env.models import Generator
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss, MomentumBuffer
+from ssdkd_env.synthesis.config import SynthesisConfig
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets
 from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
-    from ssdkd_env.engine.context import RunContext
-
-
-@dataclass
-class SynthesisConfig(Validated):
-    """Generator, latent and loss settings of the inversion."""
-
-    nz: int = spec(256, ge=1)
-    ngf: int = spec(64, ge=1)
-    g_steps: int = spec(2, ge=1)  # inner optimisation steps per round (Fast2: 2, Fast5: 5)
-    lr_g: float = spec(5e-3, ge=0)  # generator copy learning rate (Adam, betas 0.5/0.999)
-    lr_z: float = spec(1.5e-2, ge=0)  # latent learning rate
-    meta_lr: float = spec(1e-2, ge=0)  # Reptile step of the meta-generator
-    generators: int = spec(1, ge=1)  # meta-generators taking turns round by round (each settles on its own styles)
-    bn_weight: float = spec(10.0, ge=0)
-    oh_weight: float = spec(0.5, ge=0)
-    adv_weight: float = spec(1.0, ge=0)
-    tv_weight: float = spec(0.0, ge=0)  # total-variation image prior (DeepInversion), on the normalised images
-    bn_momentum: float = spec(0.9, ge=0, le=1)  # mixing of batch BN statistics with earlier rounds'
-    warmup_rounds: int = spec(5, ge=0)  # rounds without the adversarial term
-    pretrain_steps: int = spec(0, ge=0)  # direct steps on each meta-generator (BN + class loss) before round 0
-    pretrain_batch: int = spec(16, ge=1)  # latents per pre-training step
-    augment_shift: int = spec(0, ge=0)  # random translation of the images the losses see (Fast: crop, padding 4)
-    augment_flip: bool = False  # random horizontal flips of the images the losses see (natural images)
-    conditional: bool = False  # class-conditional generator (a learned class embedding added to the latent)
+    from ssdkd_env.context import RunContext
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
