@@ -319,6 +319,10 @@ def test_an_on_policy_agent_loaded_from_an_episode_end_goes_on_exactly(
     assert before[:saved_at] + after == expected
     for mine, theirs in zip(resumed.model.policy.parameters(), whole.model.policy.parameters(), strict=True):
         assert torch.equal(mine, theirs)
+    env = tiny_env(teacher, name)  # and the policy loads onto one environment to be evaluated
+    obs, _ = env.reset(seed=5)
+    acting = load_agent(tmp_path / "agent", env).act(obs)
+    np.testing.assert_array_equal(acting, load_agent(tmp_path / "agent", fresh_env()).act(obs))
 
 
 def test_learning_in_pieces_equals_learning_at_once_for_ppo(teacher: torch.nn.Module) -> None:
