@@ -29,7 +29,9 @@ class Agent(ABC):
     :func:`agents.registry.register_agent`.
 
     ``learn(total_steps)`` runs until ``num_steps == total_steps``; ``num_steps`` is saved, so a
-    loaded agent continues where its checkpoint left off (starting a fresh episode).
+    loaded agent continues where its checkpoint left off, with the next episode (an unfinished one
+    is not saved). Saved at an episode's end, the built-in agents and the on-policy SB3 agents go on
+    exactly as if they had not stopped (:class:`agents.sb3.SB3Agent` says when).
     """
 
     name: ClassVar[str]

@@ -33,7 +33,7 @@ from ssdkd_env.errors import UserError
 
 MODEL_FILE = "model.zip"
 RUN_STATE = "sb3_state"  # sb3_state.npz and sb3_state.json: what SB3 would pickle, as data
-LEGACY_REPLAY_FILE = "replay_buffer.pkl"  # SB3's pickled replay buffer (written before 2026-12-08): never read
+LEGACY_REPLAY_FILE = "replay_buffer.pkl"  # SB3's pickled replay buffer (release 2026-12-07 and before): never read
 # Keys SB3 adds to a step's info; left out of the records.
 _SB3_INFO_KEYS = ("terminal_observation", "episode", "TimeLimit.truncated")
 # Constructor arguments the wrapper sets itself.
@@ -294,8 +294,8 @@ class SB3Agent(Agent):
 
     def _load_state(self, folder: Path) -> None:
         """SB3's zip with every pickled value replaced (:func:`agents.common.sb3_files.custom_objects`),
-        then the run state from ``sb3_state.npz``/``.json``; an agent saved without them (before
-        2026-12-08) goes on with a fresh episode and, off-policy, an empty replay buffer."""
+        then the run state from ``sb3_state.npz``/``.json``; an agent saved without them (by the
+        release of 2026-12-07 or before) goes on with a fresh episode and, off-policy, an empty replay buffer."""
         file = folder / MODEL_FILE
         objects = sb3_files.custom_objects(sb3_files.read_model_data(file), self.model, file)
         try:

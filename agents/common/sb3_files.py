@@ -48,8 +48,8 @@ def custom_objects(data: dict[str, Any], fresh: BaseAlgorithm, file: Path) -> di
     SB3 uses these in place of the pickles, so loading runs no code from the file. They are the
     model's set-up (policy class, spaces, schedules, buffer classes) and its run state
     (``_last_obs``, ``ep_info_buffer``, ...), which a fresh model has empty: the saved run state is
-    read back from the sidecar (:func:`read_run_state`); a model.zip without one (written before
-    2026-12-08) continues with a fresh episode, as SB3's own ``load`` does. A pickled value that is
+    read back from the sidecar (:func:`read_run_state`); a model.zip without one (written by the
+    release of 2026-12-07 or before) continues with a fresh episode, as SB3's own ``load`` does. A pickled value that is
     not a data attribute of ``fresh`` is refused.
     """
     objects = {}
