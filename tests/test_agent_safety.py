@@ -193,7 +193,7 @@ def test_a_pickle_planted_as_a_builtin_agents_state_is_refused(teacher: torch.nn
     torch.save({"policy": Plant(marker)}, folder / "state.pt")
     with pytest.raises(UserError) as excinfo:
         load_agent(folder, tiny_env(teacher, "reinforce"))
-    one_line_error(excinfo, str(folder / "state.pt"), "refused", "data only")
+    one_line_error(excinfo, str(folder / "state.pt"), "is refused", "may not run code")
     assert not marker.exists()
     torch.save({"policy": {}}, folder / "state.pt")  # data, but not this agent's
     with pytest.raises(UserError) as excinfo:

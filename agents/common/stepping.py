@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent, Callback
+from ssdkd_env.common.io import load_data_file
 from ssdkd_env.errors import UserError
 
 STATE_FILE = "state.pt"
@@ -85,13 +85,7 @@ class SteppingAgent(Agent):
         """Read ``state.pt`` as data only (tensors and plain values): a pickle of any other object is
         refused before it runs; a refused, damaged or mismatched file is a one-line :class:`UserError`."""
         file, fix = folder / STATE_FILE, "save the agent again, or start the run afresh"
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch.load fails in many ways on a damaged file; all mean the same
-            reason = " ".join(str(exc).split())
-            if isinstance(exc, pickle.UnpicklingError) and "weights only" in reason.lower():
-                reason = "it holds objects other than tensors and plain values, and files are loaded as data only"
-            raise UserError(f"{file} is refused ({type(exc).__name__}: {reason}); {fix}") from None
+        state = load_data_file(file, f"state of agent '{self.name}'", fix)
         try:
             self.load_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
