@@ -347,7 +347,10 @@ def learn_and_compare(
         disable=args.no_progress,
     )
 
+    episode_ended = False  # in the vector step whose records are being counted
+
     def on_step(record: dict[str, Any]) -> bool:
+        nonlocal episode_ended
         step = int(record["step"])
         info = record  # the env info, flattened with the step keys
         writer.add_scalar("env/reward", float(record["reward"]), step)
@@ -370,7 +373,11 @@ def learn_and_compare(
             )
             writer.add_scalar("train/episode_return", episode_reward, step)
             bar.set_postfix(ret=f"{episode_reward:.3f}", acc=f"{info.get('test_acc') or 0:.3f}")
+            episode_ended = True
+        # a checkpoint once every environment's record of the step is counted: its episodes are all in it
+        if episode_ended and int(record.get("env_index", 0)) == n_envs - 1:
             checkpoint(agent, ckpt_dir, identity, curve, elapsed_before + time.perf_counter() - start)
+            episode_ended = False
         return True
 
     if agent.num_steps < total_steps:
