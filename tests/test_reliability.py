@@ -181,6 +181,31 @@ def test_a_folder_in_use_is_refused_and_left_byte_for_byte(tmp_path: Path) -> No
     assert distill_here(*args, "--resume").returncode == 0  # released on exit
 
 
+def test_a_second_distill_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
+    """Two real runs: the first, long one is paused (SIGSTOP) once it has written its first round, so
+    that its files can be compared byte for byte around the second one's attempt."""
+    out = tmp_path / "run"
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "train" / "distill.py"), *distill_args(tmp_path, out), "--rounds", "10000"]
+        + ["--no-progress", "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "metrics.csv").is_file() or len((out / "metrics.csv").read_text().splitlines()) < 2:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        first.send_signal(signal.SIGSTOP)
+        before = folder_digest(out)
+        for extra in ((), ("--resume",), ("--overwrite",)):
+            assert_one_line_error(distill_here(*distill_args(tmp_path, out), *extra), "in use by another run")
+        assert folder_digest(out) == before
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+
+
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     out = tmp_path / "run"
     holder = subprocess.Popen(
