@@ -15,7 +15,7 @@ Build the environment with the agent's preferred action form, then learn::
 Adding an agent: subclass :class:`Agent` (or :class:`agents.common.stepping.SteppingAgent`, which
 runs the step loop and asks only for ``act``, ``observe`` and ``state_dict``/``load_state_dict``),
 set ``name``, ``learns``, ``action_modes`` and ``defaults``, decorate the class with
-:func:`register_agent`, and import its module here.
+:func:`register_agent`, and import its module here (or from a plugin package, :mod:`ssdkd_env.plugins`).
 """
 
 from agents import sb3  # noqa: F401  (registers the SB3 agents)

@@ -1,4 +1,4 @@
-"""The agent registry: names -> agent classes."""
+"""The agent registry: names -> agent classes (a :class:`ssdkd_env.registry.Registry`)."""
 
 from __future__ import annotations
 
@@ -15,27 +15,23 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import Agent
 from agents.common.io import read_meta
-from ssdkd_env.errors import UserError, unknown_name
+from ssdkd_env.errors import UserError
+from ssdkd_env.registry import Registry
 
-AGENTS: dict[str, type[Agent]] = {}
+AGENTS: Registry[type[Agent]] = Registry("agent")
 
 A = TypeVar("A", bound=type[Agent])
 
 
 def register_agent(cls: A) -> A:
     """Class decorator: make ``cls`` available as ``make_agent(cls.name, ...)``."""
-    existing = AGENTS.get(cls.name)
-    if existing is not None and existing is not cls:
-        raise ValueError(f"agent name '{cls.name}' is already registered by {existing.__qualname__}")
-    AGENTS[cls.name] = cls
+    AGENTS.add(cls.name, cls)
     return cls
 
 
 def agent_class(name: str) -> type[Agent]:
     """The class registered as ``name``."""
-    if name not in AGENTS:
-        raise unknown_name("agent", name, AGENTS)
-    return AGENTS[name]
+    return AGENTS.get(name)
 
 
 def make_agent(name: str, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> Agent:

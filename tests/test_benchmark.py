@@ -27,7 +27,7 @@ def test_tiny_benchmark_reports_phases_flops_projection_and_scaling(
 ) -> None:
     main = load_script("benchmark").main
     json_path = tmp_path / "result.json"
-    argv = ["--config", "tiny", "--device", "cpu", "--threads", "1", "--out", str(tmp_path), "--json", str(json_path)]
+    argv = ["--bench", "tiny", "--device", "cpu", "--threads", "1", "--out", str(tmp_path), "--json", str(json_path)]
     assert run_cli(main, [*argv, "--scaling"]) == 0
     printed = capsys.readouterr().out
     result = json.loads(json_path.read_text())
@@ -81,10 +81,10 @@ def test_tiny_benchmark_reports_phases_flops_projection_and_scaling(
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--config", "nope"], "valid benchmark configs: cifar10-cpu, cifar10-r34-r18, digits, tiny"),
-        (["--config", "tiny", "--rounds", "0"], "--rounds must be >= 1"),
-        (["--config", "tiny", "--warmup", "0"], "--warmup must be >= 1"),
-        (["--config", "tiny", "--threads", "0"], "--threads must be >= 1"),
+        (["--bench", "nope"], "valid benchmark configs: cifar10-cpu, cifar10-r34-r18, digits, tiny"),
+        (["--bench", "tiny", "--rounds", "0"], "--rounds must be >= 1"),
+        (["--bench", "tiny", "--warmup", "0"], "--warmup must be >= 1"),
+        (["--bench", "tiny", "--threads", "0"], "--threads must be >= 1"),
     ],
 )
 def test_bad_input_is_one_line_error(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,13 +96,13 @@ def test_bad_input_is_one_line_error(args: list[str], needle: str, capsys: pytes
 def test_unwritable_out_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     regular = tmp_path / "file"
     regular.write_text("x")
-    assert run_cli(load_script("benchmark").main, ["--config", "tiny", "--out", str(regular / "run")]) == 2
+    assert run_cli(load_script("benchmark").main, ["--bench", "tiny", "--out", str(regular / "run")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--out" in lines[0] and "cannot be written" in lines[0]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for machines without CUDA")
 def test_cuda_without_cuda_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(load_script("benchmark").main, ["--config", "tiny", "--device", "cuda"]) == 2
+    assert run_cli(load_script("benchmark").main, ["--bench", "tiny", "--device", "cuda"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "no CUDA GPU is available" in lines[0]

@@ -6,12 +6,13 @@ import argparse
 import errno
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from scripts import assert_one_line_error, load_script, run_in_process
+from scripts import ROOT, assert_one_line_error, load_script, run_in_process
 
 from ssdkd_env.common.cli import (
     COMMON_FLAGS,
@@ -43,8 +44,20 @@ EXPECTED_FLAGS = {
 }
 
 
+ALL_SCRIPTS = sorted(path.stem for path in (ROOT / "train").glob("*.py"))
+
+
 def flags_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {opt[2:]: action for action in parser._actions for opt in action.option_strings if opt.startswith("--")}
+
+
+def parsers_of(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and its subcommands' parsers."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers_of(sub)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,6 +126,20 @@ def test_every_script_uses_the_shared_flag_definitions(name: str) -> None:
             assert action.help == common_help(flag), f"{name} --{flag} has its own help"
     assert "seed-base" not in flags
     parser.format_help()  # every help string formats (no stray % signs)
+
+
+@pytest.mark.parametrize("name", ALL_SCRIPTS)
+def test_config_is_a_file_in_every_script_that_has_it(name: str) -> None:
+    for parser in parsers_of(load_script(name).build_parser()):
+        action = flags_of(parser).get("config")
+        if action is not None:
+            assert action.type is Path and action.metavar == "FILE", f"{name} --config is not a file"
+            assert action.help == common_help("config"), f"{name} --config has its own help"
+
+
+def test_benchmark_names_its_configuration_with_bench() -> None:
+    flags = flags_of(load_script("benchmark").build_parser())
+    assert "config" not in flags and flags["bench"].required and flags["bench"].metavar == "NAME"
 
 
 def test_seeds_is_a_list_everywhere_and_compare_defaults_to_five_evaluation_seeds() -> None:

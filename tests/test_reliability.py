@@ -264,7 +264,7 @@ def test_output_files_are_checked_before_the_work(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()  # checked, not created: the write makes it
     start = time.perf_counter()
     for path, needle in ((tmp_path / "folder.json", "is a folder"), (tmp_path / "file" / "r.json", "cannot be")):
-        result = run_in_process("benchmark", "--config", "digits", "--json", str(path), "--no-progress")
+        result = run_in_process("benchmark", "--bench", "digits", "--json", str(path), "--no-progress")
         assert_one_line_error(result, "--json", needle)
     assert time.perf_counter() - start < 5  # refused at once, not after the benchmark
 

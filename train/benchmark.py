@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed of one SSD-KD round, phase by phase, with random weights (accuracy is not measured).
 
-    python train/benchmark.py --config digits --threads 2
-    python train/benchmark.py --config cifar10-r34-r18 --device cuda --scaling
+    python train/benchmark.py --bench digits --threads 2
+    python train/benchmark.py --bench cifar10-r34-r18 --device cuda --scaling
 
 Times warm-up and measured rounds of a named configuration in the environment and reports the
 median split of a round (synthesis, memory work, distillation, measurement, round-loop other,
@@ -32,7 +32,7 @@ from ssdkd_env.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
     configs = "; ".join(f"{name}: {BENCH_CONFIGS.get(name).description}" for name in BENCH_CONFIGS)
-    p.add_argument("--config", required=True, metavar="NAME", help=f"benchmark configuration ({configs})")
+    p.add_argument("--bench", required=True, metavar="NAME", help=f"benchmark configuration ({configs})")
     add_common_flags(p, "device")
     p.add_argument(
         "--rounds", type=int, default=None, metavar="R", help="measured rounds (default: the configuration's)"
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=None, metavar="N", help="CPU threads for torch (default: torch's choice)"
     )
     p.add_argument("--scaling", action="store_true", help="add the memory-work table for 1k-100k samples")
-    add_common_flags(p, "out", "overwrite", "no-progress", out=DefaultText("runs/benchmark/<config>"))
+    add_common_flags(p, "out", "overwrite", "no-progress", out=DefaultText("runs/benchmark/<bench>"))
     p.add_argument(
         "--json",
         type=Path,
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    bench = get_bench_config(args.config)
+    bench = get_bench_config(args.bench)
     device = resolve_device(args.device)
     for flag, value, least in (("--rounds", args.rounds, 1), ("--warmup", args.warmup, 1)):
         if value is not None and value < least:

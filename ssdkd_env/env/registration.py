@@ -3,7 +3,8 @@
 Each id is a task (:mod:`ssdkd_env.tasks`) under a regime (:mod:`ssdkd_env.env.regimes`), built
 the way ``train/run_agent.py --task TASK --regime REGIME`` builds its environment, in the
 canonical continuous action form. Only tasks with a shipped teacher get ids, so every id works on
-a fresh install; ``SSDKD-v0`` takes any task (``gym.make("SSDKD-v0", task=..., teacher=...)``).
+a fresh install; ``SSDKD-v0`` takes any task (``gym.make("SSDKD-v0", task=..., teacher=...)``),
+a plugin's (:mod:`ssdkd_env.plugins`) included, and every id takes any method (``method=...``).
 Keyword arguments of ``gym.make`` override environment or engine settings, e.g.
 ``gym.make("SSDKD/digits-budget-v0", device="cpu", rounds=4)``.
 """

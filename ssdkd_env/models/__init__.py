@@ -7,6 +7,7 @@ from ssdkd_env.models import cnn, lenet, mobilenetv2, resnet, segmentation, vgg,
 from ssdkd_env.models.base import Classifier
 from ssdkd_env.models.generator import Generator
 from ssdkd_env.models.registry import (
+    MODELS,
     ModelEntry,
     build_model,
     count_parameters,
@@ -18,6 +19,7 @@ from ssdkd_env.models.registry import (
 from ssdkd_env.models.slicing import check_teacher_init_pair, init_from_teacher
 
 __all__ = [
+    "MODELS",
     "Classifier",
     "Generator",
     "ModelEntry",

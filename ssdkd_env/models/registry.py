@@ -10,8 +10,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from ssdkd_env.errors import unknown_name
 from ssdkd_env.models.init import seeded
+from ssdkd_env.registry import Registry
 
 Builder = Callable[[int, int], nn.Module]
 """Signature of a model builder: ``(num_classes, in_channels) -> classifier``."""
@@ -31,7 +31,7 @@ class ModelEntry:
     dense: bool = False  # True: per-pixel outputs [N, K, H, W] (a segmentation model)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("architecture")
 
 
 def register_model(
@@ -51,15 +51,16 @@ def register_model(
     """
 
     def decorator(builder: _B) -> _B:
-        if name in _REGISTRY:
-            raise ValueError(f"model '{name}' is already registered")
-        _REGISTRY[name] = ModelEntry(
-            name=name,
-            builder=builder,
-            min_input_size=fixed_input_size if fixed_input_size is not None else min_input_size,
-            fixed_input_size=fixed_input_size,
-            description=description,
-            dense=dense,
+        MODELS.add(
+            name,
+            ModelEntry(
+                name=name,
+                builder=builder,
+                min_input_size=fixed_input_size if fixed_input_size is not None else min_input_size,
+                fixed_input_size=fixed_input_size,
+                description=description,
+                dense=dense,
+            ),
         )
         return builder
 
@@ -68,15 +69,12 @@ def register_model(
 
 def list_models() -> list[str]:
     """Sorted names of all registered architectures."""
-    return sorted(_REGISTRY)
+    return sorted(MODELS)
 
 
 def get_model_entry(name: str) -> ModelEntry:
     """Registry entry for ``name``; raises ``UserError`` listing valid names if unknown."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name("architecture", name, list_models()) from None
+    return MODELS.get(name)
 
 
 def build_model(name: str, num_classes: int, in_channels: int, generator: torch.Generator | None = None) -> nn.Module:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ssdkd_env.errors import unknown_name
+from ssdkd_env.registry import Registry
 from ssdkd_env.tasks.data import LabeledImages, load_digits_split, load_torchvision_split
 
 Loader = Callable[[str | Path | None, bool, bool], LabeledImages]
@@ -55,22 +55,17 @@ class TaskSpec:
         return get_task, (self.name,)
 
 
-TASKS: dict[str, TaskSpec] = {}
+TASKS: Registry[TaskSpec] = Registry("task")
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
     """Add a task to the registry (names are unique)."""
-    if spec.name in TASKS:
-        raise ValueError(f"task '{spec.name}' is already registered")
-    TASKS[spec.name] = spec
-    return spec
+    return TASKS.add(spec.name, spec)
 
 
 def get_task(name: str) -> TaskSpec:
     """Look a task up by name; unknown names give a one-line error listing the valid ones."""
-    if name not in TASKS:
-        raise unknown_name("task", name, TASKS)
-    return TASKS[name]
+    return TASKS.get(name)
 
 
 def list_tasks() -> list[str]:
