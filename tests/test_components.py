@@ -152,9 +152,7 @@ class LastBatchMemory(BaseMemory):
         self.size = self.capacity = images.shape[0]
         return torch.arange(self.size)
 
-    def sample(
-        self, batch_size: int, alpha: float = 1.0, beta: float = 0.4, generator: torch.Generator | None = None
-    ) -> BufferBatch:
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> BufferBatch:
         index = torch.randint(self.size, (batch_size,), generator=generator)
         return BufferBatch(index, self.images[index], self.logits[index], torch.ones(batch_size))
 
@@ -204,6 +202,7 @@ def test_a_method_plugged_in_by_registration_runs_an_episode(toy_method: str) ->
         "probe_agreement",
         "previous_action",
     ]
+    assert env.action_names == ["synth_budget"]  # neither toy component declares a decision it acts on
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     done, rounds = False, 0

@@ -108,7 +108,7 @@ def test_samples_are_normalised_images_labelled_by_the_teacher() -> None:
     with pytest.raises(RuntimeError):
         memory.sample(4)
     insert(memory)
-    drawn = memory.sample(12, alpha=2.0, beta=1.0, generator=torch.Generator().manual_seed(3))
+    drawn = memory.sample(12, generator=torch.Generator().manual_seed(3))
     assert drawn.images.shape == (12, *TASK.input_shape)
     mean, std = TASK.mean[0], TASK.std[0]
     assert float(drawn.images.min()) >= (0 - mean) / std - 1e-5 and float(drawn.images.max()) <= (1 - mean) / std + 1e-5

@@ -1,4 +1,5 @@
-"""Action forms: which one an environment uses, and mapping canonical [-1, 1]^7 vectors into it."""
+"""Action forms: which one an environment uses, and mapping canonical [-1, 1]^n vectors (one dimension per
+decision the method acts on, ``DistillationEnv.action_fields``) into it."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def binned_form(env: gym.Env) -> BinnedActions | None:
 
 
 def unit_to_action(env: gym.Env, unit: np.ndarray) -> np.ndarray | int:
-    """A canonical [-1, 1]^7 vector -> the action in ``env``'s form (the discrete forms snap to the nearest bin)."""
+    """A canonical [-1, 1]^n vector -> the action in ``env``'s form (the discrete forms snap to the nearest bin)."""
     unit = np.clip(np.asarray(unit, dtype=np.float64).reshape(-1), -1.0, 1.0)
     wrapper = binned_form(env)
     return unit.astype(np.float32) if wrapper is None else wrapper.nearest(unit)
@@ -53,7 +54,7 @@ def default_action(env: gym.Env) -> np.ndarray | int:
 
 
 def canonical_rule(env: gym.Env | VecEnv) -> np.ndarray:
-    """SSD-KD's configured decisions as a canonical [-1, 1]^7 vector (of the first env of a vector)."""
+    """The method's configured decisions as a canonical [-1, 1]^n vector (of the first env of a vector)."""
     if isinstance(env, VecEnv):
         return np.asarray(env.env_method("default_action", indices=[0])[0], dtype=np.float32)
     return distillation_env(env).default_action().astype(np.float32)

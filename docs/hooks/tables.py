@@ -51,6 +51,12 @@ def action() -> str:
     return action_table()
 
 
+def method_actions() -> str:
+    from ssdkd_env.env.spaces import method_action_table
+
+    return method_action_table()
+
+
 def methods() -> str:
     from ssdkd_env.engine.config import make_config
     from ssdkd_env.methods import METHODS
@@ -242,8 +248,8 @@ def scripts() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__.replace("_", "-"): f
     for f in (
-        observation, action, methods, components, component_details, tasks, models, agents, regimes, gym_ids, zoo,
-        public, scripts
+        observation, action, method_actions, methods, components, component_details, tasks, models, agents, regimes,
+        gym_ids, zoo, public, scripts
     )
 }
 

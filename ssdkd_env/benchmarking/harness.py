@@ -211,7 +211,7 @@ def memory_round_seconds(
         memory.class_histogram()
         memory.insert(new_images, new_logits, new_priorities, action.replace_fraction, action.eviction)
         for priorities in step_priorities:
-            drawn = memory.sample(batch, action.alpha, action.beta, sampler)
+            drawn = memory.sample(batch, sampler, alpha=action.alpha, beta=action.beta)
             memory.update_priorities(drawn.index, priorities)
         memory.stats()
         memory.end_round()

@@ -2,8 +2,9 @@
 
 An episode is one distillation run; a step is one round of the engine with the agent's sampling
 and memory-update decisions. Running it with the fixed action ``default_action()`` is exactly
-``train/distill.py``. The action space is one canonical Box; :func:`make_env` adds the discrete
-forms as wrappers and is the one place that may train a missing teacher.
+``train/distill.py``. The action space is one canonical Box with a dimension per round decision
+that the method's components act on (``action_fields``); :func:`make_env` adds the discrete forms
+as wrappers and is the one place that may train a missing teacher.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ssdkd_env.distillation import ProbeMetrics, ProbeSet, build_probe
 from ssdkd_env.engine import DistillationEngine, RoundAction, methods_with_memory, replace_nested, with_data_root
 from ssdkd_env.engine.engine import RoundMetrics
 from ssdkd_env.env.config import EnvConfig
-from ssdkd_env.env.spaces import ACTION_SIZE, ACTION_WRAPPERS, ActionMapper, action_space, observation_fields
+from ssdkd_env.env.spaces import ACTION_WRAPPERS, ActionMapper, action_fields, action_space, observation_fields
 from ssdkd_env.errors import UserError
 from ssdkd_env.observation import assemble, observation_space
 from ssdkd_env.replay import MEMORIES, NO_MEMORY
@@ -38,7 +39,9 @@ class DistillationEnv(gym.Env):
     Actions follow one rule (:mod:`ssdkd_env.env.spaces`): a value that is not a finite number (NaN,
     +-inf), in any dimension, is refused -- ``step`` raises :class:`~ssdkd_env.env.spaces.InvalidAction`
     (a ``UserError`` and a ``ValueError``) naming those dimensions and leaves the environment as it
-    was; finite values outside [-1, 1] are clipped to it.
+    was; finite values outside [-1, 1] are clipped to it. The Box has one dimension per field of
+    ``action_fields`` (the decisions the method's components act on, in the canonical order); the
+    other decisions of each round are the configured ones.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -94,15 +97,17 @@ class DistillationEnv(gym.Env):
             raise UserError(
                 f"reward='oracle' needs the real test split of '{self.task.name}' (not data-free): set data_root"
             )
-        self.mapper = ActionMapper(config.engine.action.synth_budget)
-        self.action_space = action_space()
-        self.observation_fields = observation_fields(self.task.num_classes, memory_class)
+        self.action_fields = action_fields(config.engine)
+        self.action_names = [f.name for f in self.action_fields]
+        self.mapper = ActionMapper(self.action_fields, config.engine.action)
+        self.action_space = action_space(self.action_fields)
+        self.observation_fields = observation_fields(self.task.num_classes, memory_class, len(self.action_fields))
         self.observation_space = observation_space(self.observation_fields)
         self.observation_names = [f.name for f in self.observation_fields]
         self._probe: ProbeSet | None = None
         self.engine: DistillationEngine | None = None
         self._quality = 0.0
-        self._previous = np.zeros(ACTION_SIZE)
+        self._previous = np.zeros(len(self.action_fields))
         self._last_obs: np.ndarray | None = None
         self._needs_reset = True
 
@@ -122,7 +127,7 @@ class DistillationEnv(gym.Env):
         self.engine = DistillationEngine(
             engine_config, self.task, self.teacher, self.device, episode_seed, self.test_set, self.probe
         )
-        self._previous = np.zeros(ACTION_SIZE)
+        self._previous = np.zeros(len(self.action_fields))
         initial_probe = self.engine.measure_probe()
         self._last_obs = self._observe(None, initial_probe)
         # Quality before any round is chance level (1/K) for every episode: a fresh student knows
@@ -217,7 +222,7 @@ class DistillationEnv(gym.Env):
         probe set (what a vector of environments in one process holds), with its own episodes."""
         twin = copy.copy(self)
         twin.engine, twin._last_obs, twin._needs_reset = None, None, True
-        twin._previous, twin._quality = np.zeros(ACTION_SIZE), 0.0
+        twin._previous, twin._quality = np.zeros(len(self.action_fields)), 0.0
         twin._probe = self.probe  # built now, once, for both
         twin._np_random, twin._np_random_seed = None, None
         return twin

@@ -1,9 +1,11 @@
-"""The environment's action space (one canonical Box) and the observation layout.
+"""The environment's action space (one canonical Box per method) and the observation layout.
 
-The canonical action is a vector in [-1, 1]^7, each dimension mapped linearly to its range
-(``ACTION_FIELDS``); the multi-discrete and discrete forms are Gymnasium wrappers around it
-(:class:`MultiDiscreteActions`, :class:`DiscreteActions`). The observation is assembled from
-named fields declared by the components that produce them (:func:`observation_fields`).
+The canonical action is a vector in [-1, 1]^n with one dimension per round decision that the
+method's components act on (:func:`action_fields`, in the catalogue's order ``ACTION_FIELDS``),
+each mapped linearly to its range; the decisions a method does not act on keep their configured
+values. The multi-discrete and discrete forms are Gymnasium wrappers around it
+(:class:`MultiDiscreteActions`, :class:`DiscreteActions`). The observation is assembled from named
+fields declared by the components that produce them (:func:`observation_fields`).
 
 What an action may hold, in every dimension and every form:
 
@@ -18,6 +20,7 @@ What an action may hold, in every dimension and every form:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +29,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ssdkd_env.engine import RoundAction
+from ssdkd_env.action import RoundAction
+from ssdkd_env.engine.config import EngineConfig, make_config
 from ssdkd_env.errors import UserError
+from ssdkd_env.methods import METHODS, ROUND_LOOPS
 from ssdkd_env.observation import ObsField
-from ssdkd_env.replay import EVICTION_RULES, BaseMemory
+from ssdkd_env.replay import EVICTION_RULES, MEMORIES, NO_MEMORY, BaseMemory
+from ssdkd_env.synthesis import SYNTHESIZERS
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,21 @@ ACTION_FIELDS: tuple[ActionField, ...] = (
     ActionField("eviction", 0.0, 2.0, "eviction rule: thirds of [-1, 1] pick lowest priority, oldest, largest class"),
     ActionField("synth_budget", 0.25, 2.0, "new synthetic samples, as a multiple of the configured budget"),
 )
+"""Every round decision an action may hold, in the canonical order (a method's Box keeps this order)."""
 ACTION_SIZE = len(ACTION_FIELDS)
 ACTION_NAMES = tuple(f.name for f in ACTION_FIELDS)
-_EVICTION_INDEX = ACTION_NAMES.index("eviction")
+
+
+def action_fields(config: EngineConfig) -> tuple[ActionField, ...]:
+    """The round decisions a run of ``config`` acts on, as its round loop, synthesizer and memory
+    declare them, in the canonical order."""
+    memory = None if config.memory == NO_MEMORY else MEMORIES.get(config.memory)
+    loop = ROUND_LOOPS.get(config.round_loop)
+    declared = set(loop.action_fields(config, SYNTHESIZERS.get(config.synthesizer), memory))
+    unknown = declared - set(ACTION_NAMES)
+    if unknown:
+        raise ValueError(f"components of method '{config.method}' declare unknown action fields: {sorted(unknown)}")
+    return tuple(f for f in ACTION_FIELDS if f.name in declared)
 
 
 class InvalidAction(UserError, ValueError):
@@ -80,88 +98,102 @@ METRIC_FIELDS: tuple[ObsField, ...] = (
     ObsField("probe_kl", 1, 0, 1, "student–teacher KL on the held-out synthetic probe, squashed", "squash"),
     ObsField("probe_agreement", 1, 0, 1, "student–teacher top-1 agreement on the probe"),
 )
-PREVIOUS_ACTION_FIELD = ObsField(
-    "previous_action", ACTION_SIZE, -1, 1, "the previous action in its canonical [-1, 1] form (0 at reset)"
-)
 
 
-def observation_fields(num_classes: int, memory: type[BaseMemory]) -> list[ObsField]:
+def observation_fields(num_classes: int, memory: type[BaseMemory], action_size: int = ACTION_SIZE) -> list[ObsField]:
     """Every block of the observation, in order: the episode's progress, the memory's fields, the
-    round's measures of the student, the previous action."""
-    return [PROGRESS_FIELD, *memory.observation_fields(num_classes), *METRIC_FIELDS, PREVIOUS_ACTION_FIELD]
+    round's measures of the student, the previous action (``action_size`` dimensions)."""
+    previous = ObsField(
+        "previous_action", action_size, -1, 1, "the previous action in its canonical [-1, 1] form (0 at reset)"
+    )
+    return [PROGRESS_FIELD, *memory.observation_fields(num_classes), *METRIC_FIELDS, previous]
 
 
-def action_space() -> spaces.Box:
-    return spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
+def action_space(fields: Sequence[ActionField]) -> spaces.Box:
+    return spaces.Box(-1.0, 1.0, shape=(len(fields),), dtype=np.float32)
 
 
 def action_table() -> str:
-    """The action table of the documentation (docs/environment.md)."""
-    lines = ["| # | name | range | meaning |", "|---|---|---|---|"]
-    for i, f in enumerate(ACTION_FIELDS):
-        lines.append(f"| {i} | `{f.name}` | [{f.low:g}, {f.high:g}] | {f.meaning} |")
+    """The catalogue of round decisions for the documentation (docs/environment.md)."""
+    lines = ["| name | range | meaning |", "|---|---|---|"]
+    for f in ACTION_FIELDS:
+        lines.append(f"| `{f.name}` | [{f.low:g}, {f.high:g}] | {f.meaning} |")
+    return "\n".join(lines)
+
+
+def method_action_table(task: str = "digits") -> str:
+    """Per method with a memory (the environment's methods): the index of each decision in its
+    Box, or a dash where the method does not act on it."""
+    lines = [
+        "| method | dims | " + " | ".join(f"`{f.name}`" for f in ACTION_FIELDS) + " |",
+        "|---|---|" + "---|" * ACTION_SIZE,
+    ]
+    for name in METHODS.names():
+        config = make_config(task, name)
+        if config.memory == NO_MEMORY:
+            continue
+        index = {f.name: i for i, f in enumerate(action_fields(config))}
+        cells = [str(index[f.name]) if f.name in index else "—" for f in ACTION_FIELDS]
+        lines.append(f"| `{name}` | {len(index)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 class ActionMapper:
-    """Maps canonical [-1, 1]^7 vectors to round decisions and back."""
+    """Maps canonical [-1, 1]^n vectors over ``fields`` to round decisions and back; the decisions
+    outside ``fields`` are ``configured``'s."""
 
-    def __init__(self, default_budget: int) -> None:
-        self.default_budget = default_budget
+    def __init__(self, fields: Sequence[ActionField], configured: RoundAction) -> None:
+        self.fields = tuple(fields)
+        self.names = tuple(f.name for f in self.fields)
+        self.configured = configured
+        self.default_budget = configured.synth_budget
 
-    @staticmethod
-    def canonical(action: Any) -> np.ndarray:
-        """``action`` as a float64 vector in [-1, 1]^7: clipped, or :class:`InvalidAction` when a value is
+    def canonical(self, action: Any) -> np.ndarray:
+        """``action`` as a float64 vector in [-1, 1]^n: clipped, or :class:`InvalidAction` when a value is
         not a finite number (the module's rule)."""
-        return np.clip(finite_values(action, ACTION_NAMES), -1.0, 1.0)
+        return np.clip(finite_values(action, self.names), -1.0, 1.0)
 
     def decode(self, unit: Any) -> RoundAction:
-        """The [-1, 1]^7 vector -> a :class:`RoundAction` (through :meth:`canonical`)."""
+        """The [-1, 1]^n vector -> a :class:`RoundAction` (through :meth:`canonical`)."""
         unit = self.canonical(unit)
-        # rounded to 1e-6 so that configured values (0.6, 0.1, ...) survive encode -> decode exactly
-        v = {
-            f.name: round(f.low + (float(u) + 1.0) / 2.0 * (f.high - f.low), 6)
-            for f, u in zip(ACTION_FIELDS, unit, strict=True)
-        }
-        third = int(np.floor((float(unit[_EVICTION_INDEX]) + 1.0) / 2.0 * len(EVICTION_RULES)))
-        return RoundAction(
-            alpha=v["alpha"],
-            beta=v["beta"],
-            diversity=v["diversity"],
-            difficulty=v["difficulty"],
-            replace_fraction=v["replace_fraction"],
-            eviction=EVICTION_RULES[min(len(EVICTION_RULES) - 1, third)],
-            synth_budget=max(1, int(round(v["synth_budget"] * self.default_budget))),
-        )
+        chosen: dict[str, Any] = {}
+        for f, u in zip(self.fields, unit, strict=True):
+            # rounded to 1e-6 so that configured values (0.6, 0.1, ...) survive encode -> decode exactly
+            value = round(f.low + (float(u) + 1.0) / 2.0 * (f.high - f.low), 6)
+            if f.name == "eviction":
+                third = int(np.floor((float(u) + 1.0) / 2.0 * len(EVICTION_RULES)))
+                chosen[f.name] = EVICTION_RULES[min(len(EVICTION_RULES) - 1, third)]
+            elif f.name == "synth_budget":
+                chosen[f.name] = max(1, int(round(value * self.default_budget)))
+            else:
+                chosen[f.name] = value
+        return dataclasses.replace(self.configured, **chosen)
 
     def encode(self, action: RoundAction) -> np.ndarray:
-        """A :class:`RoundAction` -> the [-1, 1]^7 vector that decodes to it (values outside a
-        dimension's range are clipped to it)."""
-        values = {
-            "alpha": action.alpha,
-            "beta": action.beta,
-            "diversity": action.diversity,
-            "difficulty": action.difficulty,
-            "replace_fraction": action.replace_fraction,
-            "synth_budget": action.synth_budget / self.default_budget,
-        }
-        unit = np.zeros(ACTION_SIZE)
-        for i, f in enumerate(ACTION_FIELDS):
+        """A :class:`RoundAction` -> the [-1, 1]^n vector that decodes to it in the dimensions of
+        ``fields`` (values outside a dimension's range are clipped to it)."""
+        unit = np.zeros(len(self.fields))
+        for i, f in enumerate(self.fields):
             if f.name == "eviction":
                 unit[i] = -1.0 + (2 * EVICTION_RULES.index(action.eviction) + 1) / len(EVICTION_RULES)
             else:
-                unit[i] = np.clip(2.0 * (values[f.name] - f.low) / (f.high - f.low) - 1.0, -1.0, 1.0)
+                value = getattr(action, f.name)
+                if f.name == "synth_budget":
+                    value = value / self.default_budget
+                unit[i] = np.clip(2.0 * (value - f.low) / (f.high - f.low) - 1.0, -1.0, 1.0)
         return unit
 
 
 class BinnedActions(gym.ActionWrapper):
-    """Evenly spaced points of [-1, 1] per canonical dimension (eviction: its 3 rules)."""
+    """Evenly spaced points of [-1, 1] per canonical dimension of the environment (eviction: its 3 rules)."""
 
     def __init__(self, env: gym.Env, bins: int = 3) -> None:
         super().__init__(env)
         if bins < 2:
             raise ValueError("bins must be at least 2")
-        self.bins = [len(EVICTION_RULES) if f.name == "eviction" else bins for f in ACTION_FIELDS]
+        fields: tuple[ActionField, ...] = env.unwrapped.action_fields  # type: ignore[attr-defined]
+        self.names = tuple(f.name for f in fields)
+        self.bins = [len(EVICTION_RULES) if f.name == "eviction" else bins for f in fields]
 
     def indices_to_unit(self, idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
@@ -190,7 +222,7 @@ class MultiDiscreteActions(BinnedActions):
     def action(self, action: Any) -> np.ndarray:
         """Bin indices -> the canonical vector; indices clipped to their bins and rounded down, a value
         that is not a finite number refused (the module's rule)."""
-        values = finite_values(action, ACTION_NAMES)
+        values = finite_values(action, self.names)
         return self.indices_to_unit(np.clip(values, 0, np.array(self.bins) - 1).astype(np.int64))
 
     def nearest(self, unit: np.ndarray) -> np.ndarray:

@@ -23,17 +23,35 @@ import torch
 from ssdkd_env.action import RoundAction
 from ssdkd_env.common.images import predict_logits
 from ssdkd_env.errors import UserError
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundContext, RoundLoop, RoundOutcome, read_round
+from ssdkd_env.methods.base import (
+    ROUND_LOOPS,
+    RoundConfig,
+    RoundContext,
+    RoundLoop,
+    RoundOutcome,
+    decisions,
+    read_round,
+)
 from ssdkd_env.replay import BaseMemory, BufferBatch
 from ssdkd_env.synthesis.adversarial import AdversarialGenerator
-from ssdkd_env.synthesis.base import SynthesisRequest
+from ssdkd_env.synthesis.base import BaseSynthesizer, SynthesisRequest
 
 
 class AdversarialRound(RoundLoop):
     """The min-max game a round at a time; with a memory, replay of earlier samples beside it.
 
-    Without a memory ``action`` is not used; with one, its priority exponents, replacement share,
-    eviction rule and ``synth_budget`` steer the replay and the memory's update."""
+    Without a memory ``action`` is not used; with one, ``synth_budget`` and the decisions the memory
+    declares (priority exponents, replacement share, eviction rule) steer the replay and the memory's
+    update. The generator's requests carry no phi: it acts on neither diversity nor difficulty."""
+
+    @classmethod
+    def action_fields(
+        cls, config: RoundConfig, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
+    ) -> tuple[str, ...]:
+        if memory is None:
+            return ()
+        replayed = memory.sample_fields if config.adversarial.replay_ratio > 0 else ()
+        return ("synth_budget", *replayed, *memory.insert_fields)
 
     def __init__(self, ctx: RoundContext) -> None:
         if not isinstance(ctx.synthesizer, AdversarialGenerator):
@@ -59,7 +77,7 @@ class AdversarialRound(RoundLoop):
             batch = self._fresh(n, ctx.round)
             if n_replay > 0:
                 assert memory is not None
-                replayed = memory.sample(n_replay, action.alpha, action.beta, ctx.device_rng)
+                replayed = memory.sample(n_replay, ctx.device_rng, **decisions(action, memory.sample_fields))
                 batch = BufferBatch(
                     torch.cat([batch.index, replayed.index]),
                     torch.cat([batch.images, replayed.images]),

@@ -84,8 +84,21 @@ def read_round(sums: torch.Tensor, kd_steps: int, synthesized: int) -> tuple[Rou
     return RoundOutcome(synthesized, loss_sum / steps, discrepancy_sum / steps, agree_sum / steps), rest
 
 
+def decisions(action: RoundAction, names: tuple[str, ...]) -> dict[str, Any]:
+    """The ``names`` fields of ``action`` by name (what a component declares it takes)."""
+    return {name: getattr(action, name) for name in names}
+
+
 class RoundLoop(ABC):
     """One round of a method. State that must survive a checkpoint goes in :meth:`state_dict`."""
+
+    @classmethod
+    @abstractmethod
+    def action_fields(
+        cls, config: RoundConfig, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
+    ) -> tuple[str, ...]:
+        """The ``RoundAction`` fields a run of this loop acts on, with these components: the loop's
+        own and those of the components it passes them to (their declarations)."""
 
     def __init__(self, ctx: RoundContext) -> None:  # noqa: B027  (a loop may build its own parts here)
         """Built once per run, after the engine's components (a loop may add its own, e.g. optimisers)."""

@@ -13,13 +13,19 @@ from __future__ import annotations
 import torch
 
 from ssdkd_env.action import RoundAction
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundContext, RoundLoop, RoundOutcome, read_round
-from ssdkd_env.replay import BufferBatch
-from ssdkd_env.synthesis.base import SynthesisRequest
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundConfig, RoundContext, RoundLoop, RoundOutcome, read_round
+from ssdkd_env.replay import BaseMemory, BufferBatch
+from ssdkd_env.synthesis.base import BaseSynthesizer, SynthesisRequest
 
 
 class SynthesizeThenDistil(RoundLoop):
     """Fresh synthesis every round and uniform distillation on it; no memory."""
+
+    @classmethod
+    def action_fields(
+        cls, config: RoundConfig, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
+    ) -> tuple[str, ...]:
+        return ("synth_budget", *synthesizer.action_fields)
 
     def __init__(self, ctx: RoundContext) -> None:
         self.no_classes = torch.zeros(ctx.num_classes)  # no memory: diversity draws uniformly

@@ -19,12 +19,29 @@ import torch
 
 from ssdkd_env.action import RoundAction
 from ssdkd_env.common.images import predict_logits
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundContext, RoundLoop, RoundOutcome, read_round, require_memory
-from ssdkd_env.synthesis.base import SynthesisRequest
+from ssdkd_env.methods.base import (
+    ROUND_LOOPS,
+    RoundConfig,
+    RoundContext,
+    RoundLoop,
+    RoundOutcome,
+    decisions,
+    read_round,
+    require_memory,
+)
+from ssdkd_env.replay import BaseMemory
+from ssdkd_env.synthesis.base import BaseSynthesizer, SynthesisRequest
 
 
 class SynthesizeThenReplay(RoundLoop):
     """Synthesis, a partial memory update, then prioritized replay distillation."""
+
+    @classmethod
+    def action_fields(
+        cls, config: RoundConfig, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
+    ) -> tuple[str, ...]:
+        memory_fields = () if memory is None else (*memory.sample_fields, *memory.insert_fields)
+        return ("synth_budget", *synthesizer.action_fields, *memory_fields)
 
     def run(self, ctx: RoundContext, action: RoundAction) -> RoundOutcome:
         memory, distiller, cfg = require_memory(ctx), ctx.distiller, ctx.config
@@ -38,7 +55,7 @@ class SynthesizeThenReplay(RoundLoop):
         memory.insert(synth.images, synth.teacher_logits, priorities, action.replace_fraction, action.eviction)
         sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss, discrepancy, agreement
         for _ in range(cfg.kd_steps):
-            batch = memory.sample(cfg.distiller.batch_size, action.alpha, action.beta, ctx.device_rng)
+            batch = memory.sample(cfg.distiller.batch_size, ctx.device_rng, **decisions(action, memory.sample_fields))
             step = distiller.step(batch)
             memory.update_priorities(batch.index, step.discrepancy)
             sums += torch.stack([step.loss, step.mean_discrepancy, step.agreement]).double()

@@ -2,15 +2,16 @@
 
 A memory stores samples with their cached teacher outputs and priorities, hands out
 importance-weighted batches, refreshes priorities after each step, and describes itself to the
-environment through named statistics (:meth:`BaseMemory.stats`) and the observation fields it
-declares (:meth:`BaseMemory.observation_fields`).
+environment through named statistics (:meth:`BaseMemory.stats`), the observation fields it
+declares (:meth:`BaseMemory.observation_fields`) and the round decisions it acts on
+(:attr:`BaseMemory.sample_fields`, :attr:`BaseMemory.insert_fields`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -33,10 +34,17 @@ class BufferBatch:
 
 
 class BaseMemory(ABC):
-    """Synthetic samples kept across rounds. Subclasses register a factory in ``MEMORIES``."""
+    """Synthetic samples kept across rounds. Subclasses register a factory in ``MEMORIES``.
+
+    ``sample_fields`` names the round decisions (``RoundAction`` fields) that :meth:`sample` takes as
+    keywords; ``insert_fields`` those that :meth:`insert` acts on. Round loops pass a memory only
+    what it declares, and the environment's action space has a dimension only for what is declared.
+    """
 
     capacity: int
     size: int
+    sample_fields: ClassVar[tuple[str, ...]] = ()
+    insert_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod
@@ -56,10 +64,9 @@ class BaseMemory(ABC):
         returns the slots written."""
 
     @abstractmethod
-    def sample(
-        self, batch_size: int, alpha: float = 1.0, beta: float = 0.4, generator: torch.Generator | None = None
-    ) -> BufferBatch:
-        """A batch drawn with P(i) ~ p_i^alpha and importance weights (N P(i))^-beta."""
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> BufferBatch:
+        """A batch of ``batch_size`` samples with importance weights, drawn with ``generator``
+        (a memory that declares ``sample_fields`` takes them as keywords)."""
 
     @abstractmethod
     def update_priorities(self, index: torch.Tensor, priorities: torch.Tensor) -> None:

@@ -6,7 +6,7 @@ Every operation is vectorised: no Python loop runs over samples.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -26,6 +26,9 @@ class ReplayBuffer(BaseMemory):
     importance weights ``w_i = (N P(i))^-beta``, divided by their largest possible value
     ``max_j (N P(j))^-beta`` so that every weight lies in (0, 1].
     """
+
+    sample_fields: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+    insert_fields: ClassVar[tuple[str, ...]] = ("replace_fraction", "eviction")
 
     def __init__(
         self,
@@ -133,7 +136,7 @@ class ReplayBuffer(BaseMemory):
         return scaled / scaled.sum()
 
     def sample(
-        self, batch_size: int, alpha: float = 1.0, beta: float = 0.4, generator: torch.Generator | None = None
+        self, batch_size: int, generator: torch.Generator | None = None, alpha: float = 1.0, beta: float = 0.4
     ) -> BufferBatch:
         """Draw ``batch_size`` slots with replacement, P(i) proportional to p_i^alpha."""
         if self.size == 0:
@@ -235,8 +238,11 @@ class ReplayBuffer(BaseMemory):
 class GrowingPool(ReplayBuffer):
     """Fast's pool (Fang et al., 2022): every synthesised sample is kept, nothing is evicted.
 
-    Sized for the run's rounds at the configured budget; ``replace_fraction`` is ignored.
+    Sized for the run's rounds at the configured budget; ``replace_fraction`` and the eviction
+    ``rule`` are ignored (nothing is replaced).
     """
+
+    insert_fields = ()
 
     def insert(
         self,

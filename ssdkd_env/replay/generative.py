@@ -19,8 +19,8 @@ Mapping onto the memory interface (:class:`~ssdkd_env.replay.base.BaseMemory`):
   replacements) scales the batch's VAE steps, ``round(train_steps * share)``, at least one when
   any sample counts. While the memory fills, every batch gets all ``train_steps``.
 - The eviction ``rule`` and the ``priorities`` are ignored: there are no slots to evict and no
-  priorities; ``alpha`` and ``beta`` are ignored by :meth:`sample` (importance weights are ones) and
-  :meth:`update_priorities` does nothing.
+  priorities; :meth:`sample` takes no decisions (importance weights are ones) and
+  :meth:`update_priorities` does nothing. Of the round's decisions it declares ``replace_fraction`` only.
 - :meth:`insert` returns ``arange(counted)``: as many pseudo-slots as new samples counted (indices
   into nothing stored; only their number means something).
 """
@@ -110,6 +110,8 @@ class ConvVAE(nn.Module):
 
 class GenerativeReplay(BaseMemory):
     """PRE-DFKD's pseudo-replay memory: a VAE of the inserted samples (see the module doc)."""
+
+    insert_fields = ("replace_fraction",)
 
     def __init__(
         self,
@@ -227,11 +229,9 @@ class GenerativeReplay(BaseMemory):
             images = self.vae.decode(z.to(self.device))
         return images, predict_logits(self.teacher, images, precision=self.precision)
 
-    def sample(
-        self, batch_size: int, alpha: float = 1.0, beta: float = 0.4, generator: torch.Generator | None = None
-    ) -> BufferBatch:
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> BufferBatch:
         """``batch_size`` fresh pseudo samples from ``z ~ N(0, I)`` drawn with ``generator``, labelled
-        by the teacher; ``alpha`` / ``beta`` are ignored and every weight is 1."""
+        by the teacher; every weight is 1."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty memory")
         draw = self.device if generator is None else generator.device

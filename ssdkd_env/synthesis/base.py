@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -41,7 +41,13 @@ class SynthesisResult:
 
 
 class BaseSynthesizer(ABC):
-    """Makes synthetic samples from the teacher. Subclasses register a factory in ``SYNTHESIZERS``."""
+    """Makes synthetic samples from the teacher. Subclasses register a factory in ``SYNTHESIZERS``.
+
+    ``action_fields`` names the round decisions of a :class:`SynthesisRequest` (``diversity``,
+    ``difficulty``) that the synthesizer acts on; the environment has a dimension only for those.
+    """
+
+    action_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod

@@ -51,6 +51,8 @@ def total_variation_l2(images: torch.Tensor) -> torch.Tensor:
 class PixelInversion(BaseSynthesizer):
     """Inverts the teacher into a batch of images by optimising the pixels themselves."""
 
+    action_fields = ("diversity", "difficulty")
+
     def __init__(
         self,
         teacher: nn.Module,

@@ -57,6 +57,8 @@ def _frozen(model: nn.Module | None) -> Iterator[None]:
 class MetaGeneratorSynthesizer(BaseSynthesizer):
     """Inverts the teacher into batches of synthetic images, one batch per round."""
 
+    action_fields = ("diversity", "difficulty")
+
     def __init__(
         self,
         teacher: nn.Module,
