@@ -279,3 +279,19 @@ def test_evaluation_jobs_give_each_seed_the_same_episode_however_they_are_split(
     assert kept.images.shape[0] == kept.classes.shape[0] == kept.confidence.shape[0] > 0
     assert ((kept.confidence > 0) & (kept.confidence <= 1)).all()
     assert isinstance(kept.student, torch.nn.Module)
+
+
+@pytest.mark.parametrize("name", ["fixed", "ssdkd", "search", "ucb", "random", "reinforce"])
+def test_built_in_agents_act_in_a_method_whose_box_is_smaller(name: str, teacher: torch.nn.Module) -> None:
+    """pre-dfkd acts on 2 decisions only: the agents that build actions from the catalogue of
+    decisions size them by the method's own fields."""
+    env = tiny_env(teacher, method="pre-dfkd", action_mode=preferred_action_mode(name))
+    assert env.unwrapped.action_names == ["replace_fraction", "synth_budget"]
+    hyper = {"action": [0.5, -0.5]} if name == "fixed" else {}
+    agent = make_agent(name, env, seed=0, **hyper)
+    agent.learn(3)
+    obs, _ = env.reset(seed=1)
+    assert env.action_space.contains(agent.act(obs))
+    if name == "fixed":
+        with pytest.raises(UserError, match="2 numbers .*replace_fraction, synth_budget"):
+            make_agent("fixed", env, action=[0.0] * 7)

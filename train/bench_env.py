@@ -30,7 +30,7 @@ from ssdkd_env.common.io import write_json
 from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.engine import make_config
 from ssdkd_env.engine.run import RunSpec, run_distillation
-from ssdkd_env.env import ACTION_FIELDS, DistillationEnv, EnvConfig
+from ssdkd_env.env import DistillationEnv, EnvConfig
 from ssdkd_env.tasks import get_task
 from ssdkd_env.teachers import obtain_teacher, test_split_if_available
 
@@ -117,7 +117,7 @@ def benchmark_env(args: argparse.Namespace) -> int:
             env.reset(seed=1000 + ep, options={"rounds": args.episode_rounds})
             done, total = False, 0.0
             while not done:
-                action = rng.uniform(-1, 1, len(ACTION_FIELDS)).astype(np.float32)
+                action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
                 _, reward, terminated, truncated, info = env.step(action)
                 total += reward
                 done = terminated or truncated

@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--action",
         default=None,
-        help=f"for --agent fixed: {len(ACTION_FIELDS)} comma-separated numbers in [-1, 1], one per action field "
-        f"({', '.join(f.name for f in ACTION_FIELDS)})",
+        help="for --agent fixed: comma-separated numbers in [-1, 1], one per action field of the method ("
+        f"ssdkd: {', '.join(f.name for f in ACTION_FIELDS)}; docs/environment.md#action lists every method's)",
     )
     add_common_flags(p, "out", "resume", "overwrite", "no-progress", out=DefaultText("runs/agent/TASK-AGENT-sSEED"))
     return p
@@ -187,8 +187,8 @@ def agent_hyper(args: argparse.Namespace, agent: str) -> dict[str, Any]:
             hyper["action"] = [float(v) for v in args.action.split(",")]
         except ValueError:
             raise UserError(f"--action expects comma-separated numbers, got '{args.action}'") from None
-        if len(hyper["action"]) != len(ACTION_FIELDS) or not all(-1.0 <= v <= 1.0 for v in hyper["action"]):
-            raise UserError(f"--action needs {len(ACTION_FIELDS)} numbers in [-1, 1], got '{args.action}'")
+        if not all(-1.0 <= v <= 1.0 for v in hyper["action"]):  # how many: the method's, checked by the agent
+            raise UserError(f"--action needs numbers in [-1, 1], got '{args.action}'")
     check_hyper(agent, hyper)  # by name and type, before a folder is touched or a worker starts
     return hyper
 

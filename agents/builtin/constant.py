@@ -12,7 +12,6 @@ import numpy as np
 from agents.common.actions import default_action, distillation_env, unit_to_action
 from agents.common.stepping import SteppingAgent
 from agents.registry import register_agent
-from ssdkd_env.env import ACTION_FIELDS
 from ssdkd_env.errors import UserError
 
 
@@ -41,7 +40,8 @@ class ConstantAgent(SteppingAgent):
 
 @register_agent
 class FixedAgent(ConstantAgent):
-    """Hyper ``action``: 7 floats in [-1, 1] (the canonical form; snapped in the discrete forms).
+    """Hyper ``action``: one float in [-1, 1] per dimension of the method's canonical Box (its
+    ``action_names``; snapped in the discrete forms).
 
     Default: the engine's configured decisions (``env.default_action()``).
     """
@@ -53,8 +53,12 @@ class FixedAgent(ConstantAgent):
         if self.hyper["action"] is None:
             return default_action(self.env)
         unit = np.asarray(self.hyper["action"], dtype=np.float64)
-        if unit.shape != (len(ACTION_FIELDS),) or not np.all(np.abs(unit) <= 1.0):
-            raise UserError(f"fixed agent: 'action' must be {len(ACTION_FIELDS)} numbers in [-1, 1], got {unit}")
+        names = distillation_env(self.env).action_names
+        if unit.shape != (len(names),) or not np.all(np.abs(unit) <= 1.0):
+            raise UserError(
+                f"fixed agent: 'action' must be {len(names)} numbers in [-1, 1], one per action field of this "
+                f"method ({', '.join(names)}); got {unit.tolist()}"
+            )
         self.hyper["action"] = [float(u) for u in unit]
         return unit_to_action(self.env, unit)
 

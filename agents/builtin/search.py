@@ -12,16 +12,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.common.actions import unit_to_action
+from agents.common.actions import distillation_env, unit_to_action
 from agents.common.stepping import SteppingAgent, Transition
 from agents.registry import register_agent
-from ssdkd_env.env import ACTION_FIELDS
 
 
 @register_agent
 class ConstantSearchAgent(SteppingAgent):
     """Random search over constant actions: every ``episodes_per_candidate`` learning episodes
-    play one candidate, drawn uniformly from the canonical [-1, 1]^7 box (seeded), and score it by
+    play one candidate, drawn uniformly from the method's canonical [-1, 1] box (seeded), and score it by
     its mean return; ``act`` takes the best candidate so far.
 
     With ``total_steps`` of learning it tries ``total_steps / (rounds * episodes_per_candidate)``
@@ -43,7 +42,8 @@ class ConstantSearchAgent(SteppingAgent):
         self._next_candidate()
 
     def _next_candidate(self) -> None:
-        self.candidates.append([float(u) for u in self._rng.uniform(-1.0, 1.0, len(ACTION_FIELDS))])
+        width = len(distillation_env(self.env).action_names)
+        self.candidates.append([float(u) for u in self._rng.uniform(-1.0, 1.0, width)])
         self.returns.append([])
 
     def best_unit(self) -> np.ndarray:

@@ -11,11 +11,9 @@ import numpy as np
 from agents.common.actions import distillation_env, unit_to_action
 from agents.common.stepping import SteppingAgent, Transition
 from agents.registry import register_agent
-from ssdkd_env.env import ACTION_FIELDS
 from ssdkd_env.errors import UserError
 from ssdkd_env.replay import EVICTION_RULES
 
-_FIELD = {f.name: i for i, f in enumerate(ACTION_FIELDS)}
 # Unit values tried per varied decision: the low end, middle and high end of its range, and each eviction rule.
 VARIED: dict[str, tuple[float, ...]] = {
     "alpha": (-1.0, 0.0, 1.0),
@@ -28,17 +26,19 @@ VARIED: dict[str, tuple[float, ...]] = {
 
 def curated_arms(env: gym.Env) -> list[np.ndarray | int]:
     """SSD-KD's decision first, then it with one of alpha, diversity, difficulty, replace_fraction or
-    eviction changed.
+    eviction changed (those the method acts on).
 
-    Arms are built as canonical [-1, 1]^7 vectors and mapped to the env's form; duplicates (after snapping to
-    the discrete forms' bins) are dropped.
+    Arms are built as vectors of the method's canonical [-1, 1] box and mapped to the env's form;
+    duplicates (after snapping to the discrete forms' bins) are dropped.
     """
-    base = distillation_env(env).default_action().astype(np.float64)
+    base_env = distillation_env(env)
+    base = base_env.default_action().astype(np.float64)
+    index = {name: i for i, name in enumerate(base_env.action_names)}
     units = [base]
     for field, values in VARIED.items():
-        for value in values:
+        for value in values if field in index else ():
             unit = base.copy()
-            unit[_FIELD[field]] = value
+            unit[index[field]] = value
             units.append(unit)
     arms: list[np.ndarray | int] = []
     seen: set[tuple[float, ...]] = set()
