@@ -1,7 +1,7 @@
 """Named benchmark configurations, kept as data: which run to time and how much of it.
 
 A configuration names a task, its teacher and student, and engine overrides applied on top of
-``make_config(task)`` (so it follows the task's defaults in ``TASK_DEFAULTS``). The timed part
+``make_config(task)`` (so it follows the task's ``engine_defaults``). The timed part
 (warm-up rounds, measured rounds, KD steps per measured round) is separate from the schedule
 that the projection uses: a measured round may run fewer KD steps than the real one.
 """

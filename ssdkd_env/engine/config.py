@@ -2,13 +2,14 @@
 
 Every field is type- and range-checked when a config is built (``Validated``). Methods are
 presets (``ssdkd_env.methods.presets``): the components they use and the settings they change,
-applied on top of the per-task defaults in ``TASK_DEFAULTS``.
+applied on top of the task's defaults (``TaskSpec.engine_defaults``, viewed by name in ``TASK_DEFAULTS``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from ssdkd_env.synthesis import (
     RealDataConfig,
     SynthesisConfig,
 )
-from ssdkd_env.tasks import list_tasks
+from ssdkd_env.tasks import TASKS, get_task, list_tasks
 
 StudentInit = Literal["random", "teacher"]
 
@@ -118,154 +119,45 @@ def replace_nested(config: EngineConfig, **changes: Any) -> EngineConfig:
     return EngineConfig.from_dict(data)
 
 
-# BN-free LeNet-5 teachers: the student starts as a width-pruned copy of the teacher; deeper
-# inversion (10 steps) with four small generators taking turns; shift, shrink and mixup
-# augmentation relabelled by the teacher (measured in docs/notebook/2026-11-21.md).
-_LENET_DEFAULTS: dict[str, Any] = {
-    "student_init": "teacher",
-    "rounds": 60,
-    "kd_steps": 200,
-    "buffer_size": 6000,
-    "eval_every": 10,
-    "action.synth_budget": 256,
-    "distiller.batch_size": 256,
-    "distiller.lr": 0.05,
-    "distiller.augment_shift": 2,
-    "distiller.augment_shrink": 0.5,
-    "distiller.augment_mixup": 0.5,
-    "synthesis.g_steps": 10,
-    "synthesis.ngf": 8,
-    "synthesis.generators": 4,
-}
+def _is_field(config: EngineConfig, path: str) -> bool:
+    """Whether the dotted ``path`` names a field (not a section) of ``config``."""
+    node: Any = config.to_dict()
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return not isinstance(node, dict)
 
-# Fast's CIFAR student recipe (Fang et al., AAAI 2022): KL at temperature 20 (scaled by T^2), SGD at 0.2.
-# A task default, so it holds for every method on the task (DFAD's own CIFAR rate is 0.1:
-# --set distiller.lr=0.1). On the CPU preset it kept 2.2 points more of the teacher than T = 4 at 0.1
-# (docs/notebook/2026-12-02.md, "Fast's student recipe").
-_FAST_CIFAR_KD: dict[str, Any] = {"distiller.temperature": 20.0, "distiller.lr": 0.2}
 
-# CIFAR-10 at CPU scale (WRN-16-1 pair, 2 cores, well under 45 minutes): 48 rounds of 20 KD steps (more
-# rounds beat more KD steps per round at equal wall time), with more of each round spent on the generator
-# (5 steps per round, a class-conditional generator at half width, a larger class-loss weight) and the
-# images augmented (shift 4, flips) both where the generator's losses see them and where the student
-# replays them. `--rounds 120` is the longer schedule that keeps 87% of the teacher (38 minutes alone on
-# 2 cores). docs/notebook/ ("CIFAR-10 at CPU scale", 2026-11-23 to 12-02) has the measurements.
-_CIFAR_CPU_DEFAULTS: dict[str, Any] = {
-    **_FAST_CIFAR_KD,
-    "rounds": 48,
-    "kd_steps": 20,
-    "buffer_size": 5000,
-    "probe_rounds": 2,
-    "eval_every": 4,
-    "action.synth_budget": 256,
-    "distiller.augment_shift": 4,
-    "distiller.augment_flip": True,
-    "synthesis.g_steps": 5,
-    "synthesis.augment_shift": 4,
-    "synthesis.augment_flip": True,
-    "synthesis.adv_weight": 1.1,
-    "synthesis.oh_weight": 2.0,
-    "synthesis.ngf": 32,
-    "synthesis.conditional": True,
-    "pixel.flip": True,
-}
+class _TaskDefaults(Mapping[str, Mapping[str, Any]]):
+    """Each registered task's ``engine_defaults`` by task name (read-only; tasks registered later appear too)."""
 
-# CIFAR at the paper's scale (ResNet-34 -> ResNet-18): Fast's CIFAR schedule and losses for a ResNet-34
-# teacher (220 rounds of 400 KD steps, 20 warm-up rounds, adversarial weight 1.33), SSD-KD's 5,000-sample buffer.
-_CIFAR_PAPER_DEFAULTS: dict[str, Any] = {
-    **_FAST_CIFAR_KD,
-    "rounds": 220,
-    "kd_steps": 400,
-    "buffer_size": 5000,
-    "action.synth_budget": 256,
-    "synthesis.adv_weight": 1.33,
-    "synthesis.warmup_rounds": 20,
-    "pixel.flip": True,
-}
+    def __getitem__(self, task: str) -> Mapping[str, Any]:
+        if task not in TASKS:
+            raise KeyError(task)
+        return get_task(task).engine_defaults
 
-# Segmentation at CPU scale (U-Net pairs): two generator steps a round (Fast2's; five gave lower student
-# mIoU on shapes at equal rounds, docs/notebook/2026-12-02.md "Segmentation"); images are shifted and flipped where the
-# generator's losses see them and where the student replays them (masks move with the pixels: the teacher
-# relabels them); DFAD's -log(1 + D) generator loss. The probe is small: a dense sample's outputs are K x H x W.
-_SEGMENTATION_CPU_DEFAULTS: dict[str, Any] = {
-    "probe_size": 64,
-    "probe_rounds": 2,
-    "synthesis.nz": 128,
-    "synthesis.ngf": 32,
-    "synthesis.g_steps": 2,
-    "synthesis.augment_shift": 2,
-    "synthesis.augment_flip": True,
-    "adversarial.nz": 128,
-    "adversarial.ngf": 32,
-    "adversarial.objective": "negative-log1p",  # DFAD's generator loss for segmentation
-    "distiller.augment_shift": 2,
-    "distiller.augment_flip": True,
-    "pixel.flip": True,
-}
+    def __iter__(self) -> Iterator[str]:
+        return iter(list_tasks())
 
-# The papers' segmentation pairs (camvid, nyuv2: DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2), otherwise at the
-# dataclass defaults: DFAD's -log(1 + D) generator loss (its segmentation setting), flips of scenes, and the small
-# probe of every dense task (a probe sample's outputs are K x H x W).
-_SEGMENTATION_PAPER_DEFAULTS: dict[str, Any] = {
-    key: _SEGMENTATION_CPU_DEFAULTS[key]
-    for key in (
-        "probe_size",
-        "adversarial.objective",
-        "synthesis.augment_flip",
-        "distiller.augment_flip",
-        "pixel.flip",
-    )
-}
+    def __len__(self) -> int:
+        return len(TASKS)
 
-# Road and indoor scenes at CPU scale (camvid-cpu, nyuv2-cpu): a dense sample of a scene is 40 to 130 times
-# the pixels of a 32x32 one, so fewer and smaller batches, a smaller buffer and probe.
-_SCENE_CPU_DEFAULTS: dict[str, Any] = {
-    **_SEGMENTATION_CPU_DEFAULTS,
-    "rounds": 40,
-    "kd_steps": 20,
-    "buffer_size": 400,
-    "probe_size": 32,
-    "eval_every": 4,
-    "action.synth_budget": 32,
-    "distiller.batch_size": 16,
-    "distiller.lr": 0.05,
-}
 
-# Per-task defaults (dotted keys). Anything not named keeps the dataclass default.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    # DeepInversion's pixel optimisation converges in far fewer steps on 8x8 images (docs/notebook/2026-12-01.md)
-    "digits": {"rounds": 120, "kd_steps": 40, "action.synth_budget": 128, "pixel.iterations": 50, "pixel.lr": 0.1},
-    "mnist": _LENET_DEFAULTS,
-    "fashion-mnist": _LENET_DEFAULTS,
-    "svhn": {"rounds": 200, "kd_steps": 200, "buffer_size": 7300, "action.synth_budget": 256},
-    "cifar10": _CIFAR_PAPER_DEFAULTS,
-    "cifar10-cpu": _CIFAR_CPU_DEFAULTS,
-    "cifar100": _CIFAR_PAPER_DEFAULTS,
-    # shapes' classes are set by geometry, not colour: replayed samples are recoloured (channel order, gain,
-    # offset) and relabelled, so a generator settled on one palette still shows every colour
-    # (docs/notebook/2026-12-02.md)
-    "shapes": {
-        **_SEGMENTATION_CPU_DEFAULTS,
-        "rounds": 60,
-        "kd_steps": 30,
-        "distiller.augment_color": 0.5,
-        "buffer_size": 1000,
-        "eval_every": 4,
-        "action.synth_budget": 64,
-        "distiller.batch_size": 64,
-        "distiller.lr": 0.05,
-    },
-    "camvid": _SEGMENTATION_PAPER_DEFAULTS,
-    "nyuv2": _SEGMENTATION_PAPER_DEFAULTS,
-    "camvid-cpu": {**_SCENE_CPU_DEFAULTS, "synthesis.augment_shift": 16, "distiller.augment_shift": 16},
-    "nyuv2-cpu": _SCENE_CPU_DEFAULTS,
-}
+TASK_DEFAULTS: Mapping[str, Mapping[str, Any]] = _TaskDefaults()
+"""Per-task defaults (dotted keys), a view of ``TaskSpec.engine_defaults``: a task sets them where it is registered."""
 
 
 def make_config(task: str, method: str = "ssdkd", **overrides: Any) -> EngineConfig:
-    """The default configuration of ``method`` on ``task``, then ``overrides`` (dotted keys)."""
+    """The default configuration of ``method`` on ``task``: the task's ``engine_defaults`` (less the keys the
+    method's preset skips), then the preset's overrides, then ``overrides`` (dotted keys)."""
     preset = METHODS.get(method)
-    base = replace_nested(EngineConfig(task=task, method=method), **TASK_DEFAULTS.get(task, {}))
+    config = EngineConfig(task=task, method=method)
+    unknown = [key for key in preset.skip_task_defaults if not _is_field(config, key)]
+    if unknown:
+        raise UserError(f"method '{method}' skips unknown config keys: {', '.join(unknown)}")
+    task_defaults = {k: v for k, v in get_task(task).engine_defaults.items() if k not in preset.skip_task_defaults}
+    base = replace_nested(config, **task_defaults)
     config = replace_nested(base, **preset.overrides) if preset.overrides else base
     if overrides:
         config = replace_nested(config, **overrides)

@@ -1,16 +1,20 @@
 """Methods as data: each is a name, the components it uses and the settings it changes.
 
 A preset is a mapping of dotted configuration keys applied on top of the task's defaults
-(``ssdkd_env.engine.config.TASK_DEFAULTS``), e.g. ``{"memory": "pool", "action.alpha": 0.0}``.
+(``TaskSpec.engine_defaults``), e.g. ``{"memory": "pool", "action.alpha": 0.0}``. Where a task's
+tuning does not belong to a method (DFAD has no student augmentation), the preset names those keys in
+``skip_task_defaults``: on every task they keep the dataclass defaults unless the preset sets them.
 A new method is a new preset registered with :func:`register_method`, usually beside the
 components it introduces.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ssdkd_env.distillation import DistillerConfig
 from ssdkd_env.registry import Registry
 from ssdkd_env.replay.base import NO_MEMORY
 
@@ -20,13 +24,16 @@ class MethodPreset:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    skip_task_defaults: tuple[str, ...] = ()  # dotted keys of the task's defaults that do not apply to the method
 
 
 METHODS: Registry[MethodPreset] = Registry("method")
 
 
-def register_method(name: str, overrides: dict[str, Any], description: str) -> MethodPreset:
-    return METHODS.add(name, MethodPreset(name, dict(overrides), description))
+def register_method(
+    name: str, overrides: dict[str, Any], description: str, skip_task_defaults: tuple[str, ...] = ()
+) -> MethodPreset:
+    return METHODS.add(name, MethodPreset(name, dict(overrides), description, tuple(skip_task_defaults)))
 
 
 _NO_DIVERSITY = {"action.diversity": 0.0}
@@ -82,6 +89,11 @@ register_method(
 )
 
 _DFAD_GAME = {"round_loop": "adversarial", "synthesizer": "adversarial-generator"}
+# DFAD trains the student on the generator's images as they are (Fang et al., 2019), and MB-DFKD on those and its
+# bank's (Binici et al., WACV 2022): a task's student augmentation does not apply to either
+_STUDENT_AUGMENTATION = tuple(
+    f"distiller.{f.name}" for f in dataclasses.fields(DistillerConfig) if f.name.startswith("augment_")
+)
 register_method(
     "dfad",
     {
@@ -91,6 +103,7 @@ register_method(
     },
     "DFAD (Fang et al., 2019): a generator maximises the teacher-student logit discrepancy (MAE), the student "
     "minimises it on fresh images, 5 student steps per generator step, nothing stored",
+    skip_task_defaults=_STUDENT_AUGMENTATION,
 )
 register_method(
     "mb-dfkd",
@@ -106,6 +119,7 @@ register_method(
     },
     "MB-DFKD (Binici et al., WACV 2022): DFAD's game with the teacher's BN statistics as a constraint on the "
     "generator, and a memory bank of earlier samples (first in, first out) replayed beside each fresh batch",
+    skip_task_defaults=_STUDENT_AUGMENTATION,
 )
 
 register_method(

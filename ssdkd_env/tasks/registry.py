@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from ssdkd_env.registry import Registry
 from ssdkd_env.tasks.data import LabeledImages, load_digits_split, load_torchvision_split
+from ssdkd_env.tasks.defaults import (
+    CIFAR_CPU_DEFAULTS,
+    CIFAR_PAPER_DEFAULTS,
+    LENET_DEFAULTS,
+    SCENE_CPU_DEFAULTS,
+    SEGMENTATION_CPU_DEFAULTS,
+    SEGMENTATION_PAPER_DEFAULTS,
+)
 
 Loader = Callable[[str | Path | None, bool, bool], LabeledImages]
 """(data_root, train, download) -> images and labels at the task's input size."""
@@ -45,6 +55,12 @@ class TaskSpec:
     kind: str = "classification"  # how model outputs are read (ssdkd_env.tasks.kinds.TASK_KINDS)
     cpu_variant: str | None = None  # the task that runs this data at CPU scale (ssdkd_env.tasks.scale)
     scale_note: str = ""  # what a run at this task's scale costs, for the notice of --scale auto
+    # the engine settings this task runs with (dotted keys, e.g. {"distiller.lr": 0.05}), applied before a
+    # method's preset; anything not named keeps the dataclass default (ssdkd_env.engine.config.make_config)
+    engine_defaults: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "engine_defaults", MappingProxyType(dict(self.engine_defaults)))  # read-only
 
     def load(self, data_root: str | Path | None, train: bool, download: bool = False) -> LabeledImages:
         """Load the train (``train=True``) or test split into memory."""
@@ -97,6 +113,14 @@ register_task(
         recipe=TeacherRecipe(epochs=60, batch_size=64, lr=0.05, weight_decay=5e-4, max_shift=1),
         needs_data_root=False,
         description="scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download)",
+        # DeepInversion's pixel optimisation converges in far fewer steps on 8x8 images (docs/notebook/2026-12-01.md)
+        engine_defaults={
+            "rounds": 120,
+            "kd_steps": 40,
+            "action.synth_budget": 128,
+            "pixel.iterations": 50,
+            "pixel.lr": 0.1,
+        },
     )
 )
 register_task(
@@ -112,6 +136,7 @@ register_task(
         recipe=TeacherRecipe(epochs=20, batch_size=128, lr=0.05, weight_decay=5e-4, max_shift=2),
         needs_data_root=True,
         description="MNIST resized to 32x32 (torchvision layout)",
+        engine_defaults=LENET_DEFAULTS,
     )
 )
 register_task(
@@ -127,6 +152,7 @@ register_task(
         recipe=TeacherRecipe(epochs=30, batch_size=128, lr=0.05, weight_decay=5e-4, max_shift=2),
         needs_data_root=True,
         description="Fashion-MNIST resized to 32x32 (torchvision layout)",
+        engine_defaults=LENET_DEFAULTS,
     )
 )
 _NATURAL_RECIPE = TeacherRecipe(epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True)
@@ -143,6 +169,7 @@ register_task(
         recipe=TeacherRecipe(epochs=40, batch_size=128, lr=0.05, weight_decay=5e-4, max_shift=2),
         needs_data_root=True,
         description="Street View House Numbers, 32x32 RGB (torchvision .mat files)",
+        engine_defaults={"rounds": 200, "kd_steps": 200, "buffer_size": 7300, "action.synth_budget": 256},
     )
 )
 CIFAR10 = register_task(
@@ -158,6 +185,7 @@ CIFAR10 = register_task(
         recipe=_NATURAL_RECIPE,
         needs_data_root=True,
         description="CIFAR-10, 32x32 RGB (torchvision python batches)",
+        engine_defaults=CIFAR_PAPER_DEFAULTS,
         cpu_variant="cifar10-cpu",
         scale_note="more than a week on 2 CPU cores; train/benchmark.py projects it on this machine",
     )
@@ -170,6 +198,7 @@ register_task(  # the same data, normalisation and loader; a pair and schedule t
         student_arch="wrn16_1",
         recipe=TeacherRecipe(epochs=25, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True),
         description="CIFAR-10 at CPU scale: the same data with a pair and schedule that fit 2 CPU cores",
+        engine_defaults=CIFAR_CPU_DEFAULTS,
         cpu_variant=None,
         scale_note="about 10 to 20 minutes a run on 2 CPU cores, after a teacher of 20 to 60 minutes",
     )
@@ -187,6 +216,7 @@ register_task(
         recipe=_NATURAL_RECIPE,
         needs_data_root=True,
         description="CIFAR-100, 32x32 RGB (torchvision python batches)",
+        engine_defaults=CIFAR_PAPER_DEFAULTS,
     )
 )
 
@@ -240,6 +270,20 @@ register_task(
         description="procedural segmentation: discs, squares, triangles and rings on textured backgrounds, 32x32 "
         "(generated, no download; 5 classes with background)",
         kind="segmentation",
+        # shapes' classes are set by geometry, not colour: replayed samples are recoloured (channel order, gain,
+        # offset) and relabelled, so a generator settled on one palette still shows every colour
+        # (docs/notebook/2026-12-02.md)
+        engine_defaults={
+            **SEGMENTATION_CPU_DEFAULTS,
+            "rounds": 60,
+            "kd_steps": 30,
+            "distiller.augment_color": 0.5,
+            "buffer_size": 1000,
+            "eval_every": 4,
+            "action.synth_budget": 64,
+            "distiller.batch_size": 64,
+            "distiller.lr": 0.05,
+        },
     )
 )
 CAMVID = register_task(
@@ -256,6 +300,7 @@ CAMVID = register_task(
         needs_data_root=True,
         description="CamVid road scenes at 240x180, 11 classes (SegNet layout: CamVid/{train,test}{,annot}/)",
         kind="segmentation",
+        engine_defaults=SEGMENTATION_PAPER_DEFAULTS,
         cpu_variant="camvid-cpu",
         scale_note="DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2: days on 2 CPU cores",
     )
@@ -268,6 +313,7 @@ register_task(  # the same data, normalisation and loader; a U-Net pair and sche
         student_arch="unet_xs",
         recipe=_UNET_SCENE_RECIPE,
         description="CamVid at CPU scale: the same data with a small U-Net pair that fits 2 CPU cores",
+        engine_defaults={**SCENE_CPU_DEFAULTS, "synthesis.augment_shift": 16, "distiller.augment_shift": 16},
         cpu_variant=None,
         scale_note="a teacher of about 35 minutes and students of about 46 minutes a run on 2 CPU cores",
     )
@@ -286,6 +332,7 @@ NYUV2 = register_task(
         needs_data_root=True,
         description="NYUv2 indoor scenes, 13 classes, resized to 320x240 (preprocessed layout: NYUv2/{image,seg13}/)",
         kind="segmentation",
+        engine_defaults=SEGMENTATION_PAPER_DEFAULTS,
         cpu_variant="nyuv2-cpu",
         scale_note="DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2: days on 2 CPU cores",
     )
@@ -300,6 +347,7 @@ register_task(
         loader=_nyuv2_loader(120, 160),
         recipe=dataclasses.replace(_UNET_SCENE_RECIPE, epochs=60, max_shift=8),  # smaller images: smaller shifts
         description="NYUv2 at CPU scale: 160x120 and a small U-Net pair",
+        engine_defaults=SCENE_CPU_DEFAULTS,
         cpu_variant=None,
         scale_note="a teacher of about an hour on 2 CPU cores",
     )
