@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import torch
-import torch.nn as nn
 from helpers import random_teacher, tiny_config
 
 from ssdkd_env.context import RunContext
 from ssdkd_env.distillation import Distiller
 from ssdkd_env.engine import DistillationEngine, EngineConfig
 from ssdkd_env.methods import ROUND_LOOPS
-from ssdkd_env.methods.base import RoundConfig
+from ssdkd_env.methods.base import RoundContext
 from ssdkd_env.models import build_model
-from ssdkd_env.replay import MEMORIES, NO_MEMORY, BaseMemory
-from ssdkd_env.synthesis import SYNTHESIZERS, BaseSynthesizer
+from ssdkd_env.replay import MEMORIES, NO_MEMORY
+from ssdkd_env.synthesis import SYNTHESIZERS
 from ssdkd_env.tasks import LabeledImages, get_task
 from ssdkd_env.tasks.kinds import TASK_KINDS
 
@@ -28,22 +26,6 @@ QUICK = {"probe_size": 0, "pixel.iterations": 5}  # no probe; DeepInversion's pi
 
 def quick_config(method: str) -> EngineConfig:
     return tiny_config(method, **QUICK)
-
-
-@dataclass
-class Context:
-    """A round context made by hand, from components built without any real data."""
-
-    config: RoundConfig
-    num_classes: int
-    synthesizer: BaseSynthesizer
-    memory: BaseMemory | None
-    distiller: Distiller
-    student: nn.Module
-    device: torch.device
-    rng: torch.Generator
-    device_rng: torch.Generator
-    round: int
 
 
 def reachable(root: object) -> list[tuple[str, object]]:
@@ -87,7 +69,7 @@ def test_the_round_context_holds_no_real_data(method: str) -> None:
             assert obj.untyped_storage().data_ptr() not in real, path
 
 
-def components(method: str, seed: int) -> tuple[Any, Context]:
+def components(method: str, seed: int) -> tuple[Any, RoundContext]:
     """A run's components built as the engine builds them, from a RunContext and no data at all."""
     config, task = quick_config(method), get_task("digits")
     kind = TASK_KINDS.get(task.kind)
@@ -100,7 +82,7 @@ def components(method: str, seed: int) -> tuple[Any, Context]:
     distiller = Distiller(
         student, config.distiller, config.rounds * config.kd_steps, CPU, teacher, rng, kind, config.precision
     )
-    context = Context(config, task.num_classes, synthesizer, memory, distiller, student, CPU, rng, rng, 0)
+    context = RoundContext(config, task.num_classes, synthesizer, memory, distiller, student, CPU, rng, rng, 0)
     return config, context
 
 

@@ -26,11 +26,11 @@ from ssdkd_env.context import RunContext
 from ssdkd_env.distillation import Distiller, ProbeMetrics, ProbeSet, build_probe
 from ssdkd_env.engine.config import EngineConfig
 from ssdkd_env.methods import ROUND_LOOPS
-from ssdkd_env.methods.base import RoundConfig, require_memory
+from ssdkd_env.methods.base import RoundContext, require_memory
 from ssdkd_env.models import build_model, check_teacher_init_pair, init_from_teacher
 from ssdkd_env.replay import MEMORIES, NO_MEMORY, BaseMemory
 from ssdkd_env.supervised import check_arch_fits
-from ssdkd_env.synthesis import SYNTHESIZERS, BaseSynthesizer
+from ssdkd_env.synthesis import SYNTHESIZERS
 from ssdkd_env.tasks import LabeledImages, TaskSpec
 from ssdkd_env.tasks.kinds import TASK_KINDS
 
@@ -61,23 +61,6 @@ class RoundMetrics:
         data = asdict(self)
         losses = data.pop("losses")
         return {**data, **{f"loss_{name}": value for name, value in losses.items()}}
-
-
-@dataclass
-class EngineRoundContext:
-    """The :class:`~ssdkd_env.methods.base.RoundContext` the engine gives its round loop: the run's
-    components, student, generators, round number and sizes; never the engine or its test split."""
-
-    config: RoundConfig
-    num_classes: int
-    synthesizer: BaseSynthesizer
-    memory: BaseMemory | None
-    distiller: Distiller
-    student: nn.Module
-    device: torch.device
-    rng: torch.Generator
-    device_rng: torch.Generator
-    round: int
 
 
 class DistillationEngine:
@@ -168,9 +151,9 @@ class DistillationEngine:
         """The student this run delivers and measures (its weight average when ``ema_decay > 0``)."""
         return self.distiller.delivered
 
-    def round_context(self) -> EngineRoundContext:
+    def round_context(self) -> RoundContext:
         """What the round loop sees of this run now (the components and the current round; no real data)."""
-        return EngineRoundContext(
+        return RoundContext(
             self.config,
             self.task.num_classes,
             self.synthesizer,

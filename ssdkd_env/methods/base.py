@@ -38,9 +38,11 @@ class RoundConfig(Protocol):
     precision: Precision
 
 
-class RoundContext(Protocol):
+@dataclass
+class RoundContext:
     """What a round loop sees of its run: the components, the student, the generators, the round
-    number and the sizes it needs. Nothing in it holds real data."""
+    number and the sizes it needs. Nothing in it holds real data (the engine builds one per round;
+    tests build one by hand from components made without data)."""
 
     config: RoundConfig
     num_classes: int
