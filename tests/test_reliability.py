@@ -12,6 +12,7 @@ workers in test_worker_faults.py and NaN actions in test_action_rules.py.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import resource
@@ -372,3 +373,20 @@ def test_no_module_loads_pickles_unrestricted() -> None:
                 if "weights_only=False" in line or "pickle.load(" in line:
                     offenders.append(f"{file.relative_to(ROOT)}:{number}")
     assert not offenders, offenders
+
+
+def test_no_room_anywhere_is_one_line_and_other_os_errors_are_not_hidden(capsys: pytest.CaptureFixture[str]) -> None:
+    """A figure or a log that finds the disk full (not only a checkpoint) is one line naming the file."""
+
+    def full(argv: list[str] | None) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "OUT/curves.png")
+
+    assert run_cli(full, []) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not write OUT/curves.png (No space left on device)" in err
+
+    def bug(argv: list[str] | None) -> int:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    with pytest.raises(OSError, match="Bad file descriptor"):  # a programming error keeps its traceback
+        run_cli(bug, [])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssdkd_env.common.io import WRITE_ERRORS
+from ssdkd_env.common.io import NO_ROOM_ERRORS, WriteFailed
 from ssdkd_env.errors import UserError
 
 USER_ERROR_EXIT = 2
@@ -48,15 +48,10 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
         return USER_ERROR_EXIT
-    except OSError as exc:  # a write the program could not control (a full disk, a size limit), anywhere
-        if exc.errno not in WRITE_ERRORS:
+    except OSError as exc:  # no room for a write outside the atomic writer (a figure, a log), anywhere
+        if exc.errno not in NO_ROOM_ERRORS:
             raise
-        where = exc.filename or "an output file"
-        print(
-            f"error: could not write {where} ({exc.strerror}); free space or raise the limit, then run again "
-            "(with --resume where the script has it: the last checkpoint is kept)",
-            file=sys.stderr,
-        )
+        print(f"error: {WriteFailed(exc.filename or 'an output file', exc)}", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -16,19 +16,21 @@ import torch
 
 from ssdkd_env.errors import UserError
 
-# errors of a write that the user can fix: a full disk, a quota, a file size limit, a read-only place
-WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+# a write refused for lack of room: a full disk, a quota, a file size limit (ulimit -f)
+NO_ROOM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# errors of a write that the user can fix: no room, or a read-only or forbidden place
+WRITE_ERRORS = (*NO_ROOM_ERRORS, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 class WriteFailed(UserError):
     """A file could not be written for a reason outside the program (full disk, size limit, ...)."""
 
-    def __init__(self, path: Path, exc: OSError) -> None:
+    def __init__(self, path: Path | str, exc: OSError) -> None:
         reason = exc.strerror or type(exc).__name__
+        fix = "free space or raise the limit" if exc.errno in NO_ROOM_ERRORS else "make the place writable"
         super().__init__(
-            f"could not write {path} ({reason}); the file it would have replaced is unchanged: free space or "
-            "raise the limit, then run again (with --resume where the script has it, to continue from the "
-            "last checkpoint)"
+            f"could not write {path} ({reason}); the file it would have replaced is unchanged: {fix}, then run "
+            "again (with --resume where the script has it, to continue from the last checkpoint)"
         )
 
 
