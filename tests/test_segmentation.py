@@ -136,10 +136,11 @@ def test_teacher_training_on_dense_labels_reports_miou(tmp_path: Path) -> None:
 @pytest.mark.parametrize("task", ["shapes", "camvid", "camvid-cpu", "nyuv2", "nyuv2-cpu"])
 def test_every_segmentation_task_takes_dfads_segmentation_loss_and_a_small_probe(task: str) -> None:
     """DFAD's generator loss on segmentation is -log(1 + D), at the papers' scale as on CPU (PRE-DFKD keeps its own
-    1 - JS), with flips of the scenes and a probe whose dense outputs stay small."""
+    1 - JS), with flips of the scenes where the generator's losses see them, none for the student (DFAD trains it on
+    the generator's images as they are; since 2026-12-07 on every task), and a probe whose dense outputs stay small."""
     config = make_config(task, "dfad")
     assert config.adversarial.objective == "negative-log1p" and config.probe_size <= 64
-    assert config.distiller.augment_flip and config.synthesis.augment_flip
+    assert config.synthesis.augment_flip and not config.distiller.augment_flip
     assert make_config(task, "pre-dfkd").adversarial.objective == "one-minus-js"
     assert make_config("cifar10", "dfad").adversarial.objective == "negative"  # classification keeps -D
 
