@@ -40,24 +40,18 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
     A full disk or a file size limit (``ulimit -f``) is a one-line :class:`WriteFailed` naming
     ``path``; the file it would have replaced stays as it was.
     """
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        if exc.errno in WRITE_ERRORS:
-            raise WriteFailed(path, exc) from None
-        raise
-    try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if exc.errno in WRITE_ERRORS:
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
             raise WriteFailed(path, exc) from None
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -120,6 +114,22 @@ def default_teacher_dir(task: str, arch: str) -> Path:
     return cache_dir() / "teachers" / task / arch
 
 
+def probe_writable(folder: Path) -> None:
+    """Create ``folder`` if missing and write (then remove) a file in it; raises the ``OSError``
+    that a real output would meet."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def unwritable_reason(exc: OSError) -> str:
+    """Why :func:`probe_writable` failed, in words for a one-line error."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a part of the path is a file, not a folder"
+    return exc.strerror or type(exc).__name__
+
+
 def prepare_out_dir(path: Path, flag: str = "--out") -> Path:
     """Create the output folder ``path`` if missing and check that files can be written in it.
 
@@ -131,13 +141,9 @@ def prepare_out_dir(path: Path, flag: str = "--out") -> Path:
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder; give a folder for the outputs")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(path)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-            reason = "a part of the path is a file, not a folder"
-        raise UserError(f"{flag} {path} cannot be written to ({reason}); choose another folder") from None
+        raise UserError(
+            f"{flag} {path} cannot be written to ({unwritable_reason(exc)}); choose another folder"
+        ) from None
     return path

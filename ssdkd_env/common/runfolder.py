@@ -19,12 +19,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ssdkd_env.common.io import prepare_out_dir
+from ssdkd_env.common.io import prepare_out_dir, probe_writable, unwritable_reason
 from ssdkd_env.errors import UserError
 
 try:
@@ -148,17 +147,11 @@ def prepare_out_file(path: Path, flag: str) -> Path:
         raise UserError(f"{flag} {path} is a folder; give a file name")
     created = _first_missing(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(path.parent)
         if path.exists() and not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, "Permission denied")
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-            reason = "a part of the path is a file, not a folder"
-        raise UserError(f"{flag} {path} cannot be written ({reason}); choose another path") from None
+        raise UserError(f"{flag} {path} cannot be written ({unwritable_reason(exc)}); choose another path") from None
     finally:
         if created is not None:  # the file's folder is made again when the file is written
             _remove_empty_tree(created)
