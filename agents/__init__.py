@@ -2,7 +2,9 @@
 
 Built in: ``random``, ``fixed``, ``ssdkd``, ``uniform`` (baselines that repeat or sample
 actions), ``ucb`` (a bandit over curated decisions), ``reinforce`` (policy gradient in torch), ``search``
-(the best constant action by random search with a learner's budget);
+(the best constant action by random search with a learner's budget), ``tpe-constant`` and
+``tpe-schedule`` (the best constant action and three-phase schedule by Optuna's TPE, same budget),
+``linucb`` (a contextual bandit, the observation as context);
 from Stable-Baselines3: ``ppo``, ``a2c``, ``dqn``, ``sac``, ``td3``.
 
 Build the environment with the agent's preferred action form, then learn::
@@ -20,7 +22,15 @@ set ``name``, ``learns``, ``action_modes`` and ``defaults``, decorate the class 
 
 from agents import sb3  # noqa: F401  (registers the SB3 agents)
 from agents.base import Agent
-from agents.builtin import constant, random_agent, reinforce, search, ucb  # noqa: F401  (register the built-in agents)
+from agents.builtin import (  # noqa: F401  (register the built-in agents)
+    constant,
+    linucb,
+    random_agent,
+    reinforce,
+    search,
+    tpe,
+    ucb,
+)
 from agents.registry import AGENTS, list_agents, load_agent, make_agent, preferred_action_mode, register_agent
 
 __all__ = ["AGENTS", "Agent", "list_agents", "load_agent", "make_agent", "preferred_action_mode", "register_agent"]

@@ -20,7 +20,10 @@ from ssdkd_env.env import make_env
 from ssdkd_env.env.evaluation import make_env_config
 from ssdkd_env.errors import UserError
 
-NAMES = {"random", "fixed", "ssdkd", "uniform", "ucb", "reinforce", "search", "ppo", "a2c", "dqn", "sac", "td3"}
+NAMES = {
+    *("random", "fixed", "ssdkd", "uniform", "ucb", "linucb", "reinforce", "search", "tpe-constant", "tpe-schedule"),
+    *("ppo", "a2c", "dqn", "sac", "td3"),  # Stable-Baselines3
+}
 # Small enough that every learner updates within two 3-round episodes.
 TINY_HYPER: dict[str, dict[str, Any]] = {
     "ppo": {"n_steps": 4, "batch_size": 4, "n_epochs": 1},
@@ -29,7 +32,7 @@ TINY_HYPER: dict[str, dict[str, Any]] = {
     "sac": {"learning_starts": 2, "batch_size": 4, "buffer_size": 64},
     "td3": {"learning_starts": 2, "batch_size": 4, "buffer_size": 64},
 }
-REPORT_LOSSES = {"reinforce", "ppo", "a2c", "dqn", "sac", "td3", "search"}
+REPORT_LOSSES = {"reinforce", "ppo", "a2c", "dqn", "sac", "td3", "search", "tpe-constant", "tpe-schedule"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: fastest on one thread (conftest.py)
@@ -281,7 +284,9 @@ def test_evaluation_jobs_give_each_seed_the_same_episode_however_they_are_split(
     assert isinstance(kept.student, torch.nn.Module)
 
 
-@pytest.mark.parametrize("name", ["fixed", "ssdkd", "search", "ucb", "random", "reinforce"])
+@pytest.mark.parametrize(
+    "name", ["fixed", "ssdkd", "search", "tpe-constant", "tpe-schedule", "ucb", "linucb", "random", "reinforce"]
+)
 def test_built_in_agents_act_in_a_method_whose_box_is_smaller(name: str, teacher: torch.nn.Module) -> None:
     """pre-dfkd acts on 2 decisions only: the agents that build actions from the catalogue of
     decisions size them by the method's own fields."""

@@ -144,9 +144,12 @@ def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) ->
         "cpu",
         "--out",
         str(out),
+        "--bootstrap-reps",
+        "200",
     )
     assert result.returncode == 0, result.stderr
     table = (out / "compare.md").read_text()
+    assert "| IQM [95% CI] | P(> reference) [95% CI] |" in table
     for label in ("ssdkd", "random", "reinforce="):
         assert label in table
     saved = json.loads((out / "compare.json").read_text())
@@ -155,7 +158,14 @@ def test_compare_tabulates_policies_with_confidence_intervals(tmp_path: Path) ->
     assert [e["seed"] for e in data["ssdkd"]["episodes"]] == [200000, 200001, 200002]
     acc = data["ssdkd"]["student_acc"]
     assert acc["n"] == 3 and acc["ci95_low"] <= acc["mean"] <= acc["ci95_high"]
+    # a quarter of three scores rounds down to none cut: the IQM of three evaluation seeds is their mean
+    assert data["ssdkd"]["iqm"]["student_acc"]["value"] == pytest.approx(acc["mean"])
+    assert "improvement" not in data["ssdkd"]
+    for label in ("random", f"reinforce={run / 'agent'}"):
+        better = data[label]["improvement"]["student_acc"]
+        assert 0.0 <= better["ci95_low"] <= better["ci95_high"] <= 1.0 and 0.0 <= better["value"] <= 1.0
     assert (out / "compare.png").stat().st_size > 0 and (out / "compare.csv").stat().st_size > 0
+    assert (out / "protocol.png").stat().st_size > 0
     assert_one_line_error(run_script("compare", "--agents", "ppo", "--teacher", str(teacher)), "ppo=PATH")
 
 

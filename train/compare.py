@@ -20,10 +20,21 @@ The protocol (Agarwal et al. 2021 and Henderson et al. 2018 on reporting RL resu
   with 80% power at the observed spread;
 - the learning curves of each learner's training runs (their summary.json, beside the saved agent)
   are averaged over training seeds with a 95% band, and the final quarter of training is compared
-  with the first (the rise and its confidence interval over training seeds).
+  with the first (the rise and its confidence interval over training seeds);
+- the statistics of Agarwal et al. 2021, with rliable (``pip install -e ".[rl]"``) and 95% CIs
+  from a stratified bootstrap of --bootstrap-reps resamples (seeded, so a table reproduces): each
+  policy's interquartile mean (IQM: the mean of the middle half of its scores), and its probability
+  of improvement over the reference, P(X > Y): per task, the chance that a run of X scores above a
+  run of the reference (ties count 1/2), averaged over tasks. A learner's scores are its training
+  seeds (runs) x evaluation seeds (tasks), and its bootstrap resamples training seeds per evaluation
+  seed. A fixed policy (or a learner given with one training seed) has one run per evaluation seed,
+  so, as for its t interval, its evaluation seeds are the runs of a single task and are what the
+  bootstrap resamples; against a learner it enters instead as one run over the same evaluation
+  seeds, so that P(X > Y) pairs each training seed with the fixed policy on the same evaluation seed
+  (two fixed policies are compared over all pairs of evaluation seeds, not seed by seed).
 
-Writes OUT/compare.csv, OUT/compare.md, OUT/compare.json, OUT/compare.png and, with learners,
-OUT/learning_curves.png.
+Writes OUT/compare.csv, OUT/compare.md, OUT/compare.json, OUT/compare.png, OUT/protocol.png (IQM and
+probability of improvement, with their CIs) and, with learners, OUT/learning_curves.png.
 """
 
 from __future__ import annotations
@@ -52,11 +63,12 @@ from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.env import EnvConfig, make_env
 from ssdkd_env.env.evaluation import METRICS, confidence, env_config_from_cli, paired_against, paired_test
 from ssdkd_env.errors import UserError, unknown_name
+from ssdkd_env.reporting.rl_protocol import DEFAULT_REPS, iqm, probability_of_improvement, rliable
 from ssdkd_env.tasks import TaskSpec, get_task
 
 SEED_FIELD = "{seed}"
 # what a comparison writes in --out (ssdkd_env/common/runfolder.py)
-RUN_FILES = ("compare.json", "compare.md", "compare.png", "learning_curves.png")
+RUN_FILES = ("compare.json", "compare.csv", "compare.md", "compare.png", "protocol.png", "learning_curves.png")
 __all__ = ["confidence", "main", "paired_against", "paired_test", "policy_specs", "summarise"]
 
 
@@ -72,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-seeds", type=parse_seeds, default=[0], metavar="LIST", help="training seeds of {seed} paths"
     )
     p.add_argument("--reference", default="ssdkd", help="the policy every other is paired against")
+    p.add_argument(
+        "--bootstrap-reps",
+        type=int,
+        default=DEFAULT_REPS,
+        metavar="N",
+        help="resamples of the stratified bootstrap behind the IQM and probability-of-improvement CIs",
+    )
     p.add_argument("--jobs", type=int, default=1, help="evaluations run at once (one process and thread each)")
     add_common_flags(
         p,
@@ -137,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     task = get_task(args.task)
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
+    if args.bootstrap_reps < 1:
+        raise UserError("--bootstrap-reps must be at least 1")
+    rliable()  # the protocol's library, checked before any evaluation
     seeds: list[int] = args.seeds
     specs = policy_specs(args.agents, args.train_seeds)
     with RunFolder(args.out, RUN_FILES, overwrite=args.overwrite):
@@ -168,6 +190,7 @@ def compare(args: argparse.Namespace, task: TaskSpec, seeds: list[int], specs: l
         for label, res in results.items():
             if label != reference:
                 res["paired"] = paired_against(res["episodes"], results[reference]["episodes"])
+    rl_protocol(results, reference, args.bootstrap_reps)
     curves = learning_curves(specs)
     for label, curve in curves.items():
         results[label]["learning"] = curve["rise"]
@@ -176,6 +199,7 @@ def compare(args: argparse.Namespace, task: TaskSpec, seeds: list[int], specs: l
     saved = {"task": task.name, "seeds": seeds, "train_seeds": args.train_seeds, "reference": reference}
     write_json(args.out / "compare.json", {**saved, "results": results})
     write_tables(args.out, results)
+    plot_protocol(args.out / "protocol.png", results, reference)
     if curves:
         plot_learning_curves(args.out / "learning_curves.png", curves)
     return 0
@@ -197,6 +221,39 @@ def summarise(episodes: list[dict[str, Any]], train_seeds: int) -> dict[str, Any
         else:
             out[metric] = confidence([v for values in by_seed.values() for v in values])
     return out
+
+
+def run_task_scores(episodes: list[dict[str, Any]], metric: str) -> np.ndarray | None:
+    """``metric`` as a matrix of training seeds x evaluation seeds, or None where a score is missing."""
+    values = {(int(e["train_seed"]), int(e["seed"])): e[metric] for e in episodes}
+    runs, tasks = sorted({k[0] for k in values}), sorted({k[1] for k in values})
+    if not values or any(values.get((r, t)) is None for r in runs for t in tasks):
+        return None
+    return np.array([[float(values[(r, t)]) for t in tasks] for r in runs])
+
+
+def as_runs(scores: np.ndarray) -> np.ndarray:
+    """A fixed policy's one row of evaluation seeds as runs of a single task; a learner's as it is."""
+    return scores.T if scores.shape[0] == 1 else scores
+
+
+def rl_protocol(results: dict[str, dict[str, Any]], reference: str | None, reps: int) -> None:
+    """Add per metric each policy's IQM (``iqm``) and, against ``reference``, its probability of
+    improvement (``improvement``), each with a 95% stratified bootstrap CI (see the module docstring)."""
+    for metric in METRICS:
+        matrices = {label: run_task_scores(res["episodes"], metric) for label, res in results.items()}
+        ref = matrices.get(reference) if reference is not None else None
+        for label, scores in matrices.items():
+            if scores is None:
+                continue
+            results[label].setdefault("iqm", {})[metric] = iqm(as_runs(scores), reps).to_dict()
+            if ref is None or label == reference:
+                continue
+            x, y = scores, ref
+            if (x.shape[0] == 1) == (y.shape[0] == 1):  # both fixed or both learners
+                x, y = as_runs(x), as_runs(y)
+            poi = probability_of_improvement(x, y, reps).to_dict()
+            results[label].setdefault("improvement", {})[metric] = poi
 
 
 def learning_curves(specs: list[PolicySpec]) -> dict[str, dict[str, Any]]:
@@ -253,6 +310,8 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
         for metric in METRICS:
             if metric in res:
                 paired = res.get("paired", {}).get(metric, {})
+                central = res.get("iqm", {}).get(metric, {})
+                better = res.get("improvement", {}).get(metric, {})
                 rows.append(
                     {
                         "policy": label,
@@ -264,6 +323,12 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
                         "diff_ci95_high": paired.get("ci95_high"),
                         "p_value": paired.get("p_value"),
                         "detectable": paired.get("detectable"),
+                        "iqm": central.get("value"),
+                        "iqm_ci95_low": central.get("ci95_low"),
+                        "iqm_ci95_high": central.get("ci95_high"),
+                        "p_improvement": better.get("value"),
+                        "p_improvement_ci95_low": better.get("ci95_low"),
+                        "p_improvement_ci95_high": better.get("ci95_high"),
                     }
                 )
     with open(out / "compare.csv", "w", newline="") as fh:
@@ -271,8 +336,9 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        "| policy | metric | training seeds | n | mean | 95% CI | minus reference [95% CI] | p | detectable |",
-        "|---|---|---:|---:|---:|---|---|---:|---:|",
+        "| policy | metric | training seeds | n | mean | 95% CI | minus reference [95% CI] | p | detectable "
+        "| IQM [95% CI] | P(> reference) [95% CI] |",
+        "|---|---|---:|---:|---:|---|---|---:|---:|---|---|",
     ]
     for r in rows:
         paired = "—"
@@ -282,7 +348,8 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
             p_value, detectable = f"{r['p_value']:.3f}", f"{r['detectable']:.4f}"
         lines.append(
             f"| {r['policy']} | {r['metric']} | {r['train_seeds']} | {r['n']} | {r['mean']:.4f} | "
-            f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}] | {paired} | {p_value} | {detectable} |"
+            f"[{r['ci95_low']:.4f}, {r['ci95_high']:.4f}] | {paired} | {p_value} | {detectable} | "
+            f"{interval_text(r, 'iqm', '.4f')} | {interval_text(r, 'p_improvement', '.3f')} |"
         )
     rises = {label: res["learning"] for label, res in results.items() if "learning" in res}
     if rises:
@@ -293,7 +360,7 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
                 f"| {label} | {rise['mean']:+.4f} | [{rise['ci95_low']:+.4f}, {rise['ci95_high']:+.4f}] | {rise['n']} |"
             )
     (out / "compare.md").write_text("\n".join(lines) + "\n")
-    metric = "student_acc" if any("student_acc" in r for r in results.values()) else "probe_agreement"
+    metric = headline_metric(results)
     labels = [label for label in results if metric in results[label]]
     means = [results[label][metric]["mean"] for label in labels]
     errors = [results[label][metric]["mean"] - results[label][metric]["ci95_low"] for label in labels]
@@ -306,6 +373,46 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
     ax.set_ylim(max(0.0, low - 0.05), 1.0)
     fig.tight_layout()
     fig.savefig(out / "compare.png")
+
+
+def headline_metric(results: dict[str, dict[str, Any]]) -> str:
+    """The metric the figures show: student accuracy where it was measured, else probe agreement."""
+    return "student_acc" if any("student_acc" in r for r in results.values()) else "probe_agreement"
+
+
+def interval_text(row: dict[str, Any], key: str, spec: str) -> str:
+    """``value [low, high]`` of a table row's ``key``, or a dash where it was not computed."""
+    if row[key] is None:
+        return "—"
+    return f"{row[key]:{spec}} [{row[key + '_ci95_low']:{spec}}, {row[key + '_ci95_high']:{spec}}]"
+
+
+def plot_protocol(path: Path, results: dict[str, dict[str, Any]], reference: str | None) -> None:
+    """The headline metric's IQM per policy and, beside it, each policy's probability of improvement
+    over the reference, with their 95% stratified bootstrap CIs."""
+    metric = headline_metric(results)
+    panels = [("iqm", f"{metric} IQM (95% CI)"), ("improvement", f"P({metric} > {reference or 'reference'}) (95% CI)")]
+    fig = Figure(figsize=(9.6, 4.0), dpi=110)
+    for i, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        shown = {label: res[key][metric] for label, res in results.items() if metric in res.get(key, {})}
+        values = [s["value"] for s in shown.values()]
+        # a percentile interval may, rarely, leave out its point estimate: no negative bar then
+        errors = [
+            [max(0.0, s["value"] - s["ci95_low"]) for s in shown.values()],
+            [max(0.0, s["ci95_high"] - s["value"]) for s in shown.values()],
+        ]
+        ax.errorbar(values, range(len(shown)), xerr=errors, fmt="o", capsize=4)
+        ax.set_yticks(range(len(shown)), [label.split("=")[0] for label in shown])
+        ax.set_ylim(max(len(shown), 1) - 0.5, -0.5)  # the first policy on top
+        ax.set_title(title, fontsize=10)
+        if key == "improvement":
+            ax.axvline(0.5, color="gray", linestyle="--", linewidth=1)
+            ax.set_xlim(0.0, 1.0)
+            if not shown:
+                ax.text(0.5, 0.5, "no reference among the policies", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 if __name__ == "__main__":
