@@ -197,30 +197,30 @@ def load_condensed(path: str | Path | None, task: TaskSpec) -> CondensedSet:
     a condensed file, or does not match the task's name, image shape or classes."""
     if path is None:
         raise UserError(
-            "this method needs condensed samples: make them with train/condense.py and set condensed.path=FILE"
+            "this method needs condensed samples: make them with train/condense.py and set condensed_path=FILE"
         )
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"condensed.path {file} does not exist (make it with train/condense.py)")
+        raise UserError(f"condensed_path {file} does not exist (make it with train/condense.py)")
     data = load_data_file(file, "condensed-sample file", "make it again with train/condense.py")
     missing = [key for key in FILE_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
-        raise UserError(f"condensed.path {file} is not a condensed-sample file (missing {', '.join(missing)})")
+        raise UserError(f"condensed_path {file} is not a condensed-sample file (missing {', '.join(missing)})")
     images, labels = data["images"], data["labels"]
     if data["task"] != task.name:
         raise UserError(
-            f"condensed.path {file} holds samples of task '{data['task']}', but this run's task is '{task.name}'"
+            f"condensed_path {file} holds samples of task '{data['task']}', but this run's task is '{task.name}'"
         )
     if not (isinstance(images, torch.Tensor) and images.is_floating_point() and images.shape[1:] == task.input_shape):
         shape = tuple(images.shape[1:]) if isinstance(images, torch.Tensor) else type(images).__name__
         raise UserError(
-            f"condensed.path {file} holds images of shape {shape}, but task '{task.name}' takes float images of "
+            f"condensed_path {file} holds images of shape {shape}, but task '{task.name}' takes float images of "
             f"shape {task.input_shape}"
         )
     if not (isinstance(labels, torch.Tensor) and labels.shape == (images.shape[0],)):
-        raise UserError(f"condensed.path {file} needs one label per image")
+        raise UserError(f"condensed_path {file} needs one label per image")
     if images.shape[0] == 0 or int(labels.min()) < 0 or int(labels.max()) >= task.num_classes:
-        raise UserError(f"condensed.path {file} has labels outside task '{task.name}''s {task.num_classes} classes")
+        raise UserError(f"condensed_path {file} has labels outside task '{task.name}''s {task.num_classes} classes")
     return CondensedSet(
         images.float(), labels.long(), task.name, int(data["per_class"]), str(data["method"]), float(data["loss"])
     )

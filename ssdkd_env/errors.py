@@ -20,4 +20,4 @@ class WorkerDied(UserError):
 
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> UserError:
     """Build the error for an unknown registry name, listing the valid ones."""
-    return UserError(f"unknown {kind} '{name}'; valid {kind}s: {', '.join(sorted(valid))}")
+    return UserError(f"unknown {kind} '{name}'; valid: {', '.join(sorted(valid))}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import torch
@@ -19,9 +21,9 @@ TINY = {
     "probe_size": 16,
     "action.synth_budget": 32,
     "distiller.batch_size": 16,
-    "synthesis.nz": 16,
-    "synthesis.ngf": 8,
-    "synthesis.warmup_rounds": 1,
+    "meta-generator.nz": 16,
+    "meta-generator.ngf": 8,
+    "meta-generator.warmup_rounds": 1,
 }
 
 
@@ -35,6 +37,17 @@ def nested(dotted: dict[str, object]) -> dict:
             node = node.setdefault(p, {})
         node[leaf] = value
     return data
+
+
+def run_as_module(code: str, where: str) -> None:
+    """Run a page's example as the module it would be in a file (dataclasses look their module up)."""
+    name = "doc_example_" + "".join(c if c.isalnum() else "_" for c in where)
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    try:
+        exec(compile(code, where, "exec"), module.__dict__)
+    finally:
+        del sys.modules[name]
 
 
 def tiny_config(method: str = "ssdkd", **overrides: object) -> EngineConfig:
@@ -101,5 +114,5 @@ def random_condensed(path: Path, task: str = "digits", per_class: int = 1, shape
 def method_inputs(method: str, tmp_path: Path) -> dict[str, object]:
     """The files a method needs besides the teacher (``csmi``: condensed samples), as config overrides."""
     if make_config("digits", method).memory == "condensed-pool":
-        return {"condensed.path": str(random_condensed(tmp_path / "condensed.pt"))}
+        return {"condensed_path": str(random_condensed(tmp_path / "condensed.pt"))}
     return {}

@@ -179,7 +179,7 @@ def test_bad_names_modes_and_hyper_parameters_are_user_errors(teacher: torch.nn.
     with pytest.raises(UserError, match="unknown agent 'nope'") as excinfo:
         make_agent("nope", env)
     assert all(name in str(excinfo.value) for name in NAMES)
-    with pytest.raises(UserError, match="valid agents"):
+    with pytest.raises(UserError, match="unknown agent"):
         preferred_action_mode("nope")
     with pytest.raises(UserError, match="action_mode='discrete'"):
         make_agent("dqn", env)

@@ -81,7 +81,7 @@ def test_tiny_benchmark_reports_phases_flops_projection_and_scaling(
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--bench", "nope"], "valid benchmark configs: cifar10-cpu, cifar10-r34-r18, digits, tiny"),
+        (["--bench", "nope"], "unknown benchmark config 'nope'; valid: cifar10-cpu, cifar10-r34-r18, digits, tiny"),
         (["--bench", "tiny", "--rounds", "0"], "--rounds must be >= 1"),
         (["--bench", "tiny", "--warmup", "0"], "--warmup must be >= 1"),
         (["--bench", "tiny", "--threads", "0"], "--threads must be >= 1"),

@@ -21,7 +21,7 @@ from ssdkd_env.errors import UserError
 from ssdkd_env.losses import KD_LOSSES, per_sample_kl
 from ssdkd_env.methods import register_method
 from ssdkd_env.observation import ObsField
-from ssdkd_env.replay import EVICTION_RULES, MEMORIES, BaseMemory, BufferBatch, EvictionRule
+from ssdkd_env.replay import EVICTION_RULES, MEMORIES, BaseMemory, BufferBatch
 from ssdkd_env.synthesis import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.tasks import get_task
 from ssdkd_env.tasks.kinds import TASK_KINDS
@@ -106,17 +106,13 @@ def test_engine_does_not_depend_on_the_global_rng() -> None:
 class NoiseSynthesizer(BaseSynthesizer):
     """Toy synthesizer: Gaussian noise images labelled by the teacher."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, options: Any, ctx: RunContext) -> None:
         self.ctx = ctx
         self.calls = 0
 
-    @classmethod
-    def from_context(cls, ctx: RunContext) -> NoiseSynthesizer:
-        return cls(ctx)
-
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
         self.calls += 1
-        images = torch.randn(request.n, *self.ctx.task.input_shape, generator=self.ctx.rng)
+        images = torch.randn(request.n, *self.ctx.input_shape, generator=self.ctx.rng)
         with torch.no_grad():
             logits = self.ctx.teacher(images)
         return SynthesisResult(images, logits.argmax(1), logits, {"noise_std": float(images.std())})
@@ -137,16 +133,14 @@ class LastBatchMemory(BaseMemory):
         self.logits = torch.zeros(0, num_classes)
 
     @classmethod
-    def from_context(cls, ctx: RunContext) -> LastBatchMemory:
-        return cls(ctx.task.num_classes)
+    def build(cls, options: Any, ctx: RunContext) -> LastBatchMemory:
+        return cls(ctx.num_classes)
 
     def insert(
         self,
         images: torch.Tensor,
         teacher_logits: torch.Tensor,
         priorities: torch.Tensor,
-        replace_fraction: float = 1.0,
-        rule: EvictionRule = "lowest",
     ) -> torch.Tensor:
         self.images, self.logits = images, teacher_logits
         self.size = self.capacity = images.shape[0]

@@ -24,13 +24,15 @@ TEACHER = random_teacher()
     [
         ("rounds", "abc", "rounds='abc': expected an integer"),
         ("kd_steps", -3, "kd_steps=-3: must be >= 0"),
-        ("synthesis.g_steps", 0, "g_steps=0: must be >= 1"),
+        ("meta-generator.g_steps", 0, "g_steps=0: must be >= 1"),
         ("action.alpha", "high", "alpha='high': expected a number"),
         ("action.eviction", "random", "eviction='random'"),
         ("distiller.temperature", 0.0, "temperature=0.0: must be > 0"),
         ("distiller.augment_flip", 1, "augment_flip=1: expected true or false"),
         ("rounds.x", 3, "unknown config key 'rounds.x'"),
-        ("synthesis", 3, "'synthesis' is a config section"),
+        ("distiller", 3, "'distiller' is a config section"),
+        ("synthesis", 3, "unknown config key 'synthesis'"),
+        ("meta-generator.warp", 3, "unknown option warp of synthesizer 'meta-generator'"),
         ("memory", "tape", "memory='tape': valid: replay, pool"),
         ("action.replace_fraction", float("nan"), "replace_fraction=nan: expected a number"),
     ],
@@ -72,19 +74,19 @@ KEYS = [
     "eval_every",
     "memory",
     "student_init",
-    "synthesis.nz",
-    "synthesis.ngf",
-    "synthesis.g_steps",
-    "synthesis.lr_g",
-    "synthesis.lr_z",
-    "synthesis.meta_lr",
-    "synthesis.generators",
-    "synthesis.bn_weight",
-    "synthesis.oh_weight",
-    "synthesis.adv_weight",
-    "synthesis.tv_weight",
-    "synthesis.bn_momentum",
-    "synthesis.warmup_rounds",
+    "meta-generator.nz",
+    "meta-generator.ngf",
+    "meta-generator.g_steps",
+    "meta-generator.lr_g",
+    "meta-generator.lr_z",
+    "meta-generator.meta_lr",
+    "meta-generator.generators",
+    "meta-generator.bn_weight",
+    "meta-generator.oh_weight",
+    "meta-generator.adv_weight",
+    "meta-generator.tv_weight",
+    "meta-generator.bn_momentum",
+    "meta-generator.warmup_rounds",
     "distiller.lr",
     "distiller.momentum",
     "distiller.weight_decay",
@@ -114,7 +116,7 @@ KEYS = [
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=4))
 def test_random_configurations_are_refused_in_one_line_or_run(changes: dict[str, Any]) -> None:
-    small = {**TINY, "probe_size": 8, "probe_rounds": 2, "synthesis.nz": 8, "synthesis.ngf": 4}
+    small = {**TINY, "probe_size": 8, "probe_rounds": 2, "meta-generator.nz": 8, "meta-generator.ngf": 4}
     try:
         config = replace_nested(make_config("digits", **small), **changes)
         env = DistillationEnv(EnvConfig(engine=config, device="cpu"), teacher_model=TEACHER)

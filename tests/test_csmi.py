@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -29,10 +30,9 @@ from ssdkd_env.engine.run import RunSpec, run_distillation
 from ssdkd_env.errors import UserError
 from ssdkd_env.models import build_model
 from ssdkd_env.models.init import seeded
-from ssdkd_env.synthesis import SYNTHESIZERS, SynthesisRequest
+from ssdkd_env.synthesis import SYNTHESIZERS, SynthesisConfig, SynthesisRequest
 from ssdkd_env.synthesis.condensed import ProjectionDiscriminator, discriminator_loss
 from ssdkd_env.tasks import TASKS, LabeledImages, TaskSpec, TeacherRecipe, get_task, register_task
-from ssdkd_env.tasks.kinds import TASK_KINDS
 
 PER_CLASS_IN_FAKE = 5
 CPU = torch.device("cpu")
@@ -155,12 +155,16 @@ def test_discriminator_learns_to_separate_fixed_features() -> None:
 def guided_rounds(name: str, condensed: Path, disc_weight: float, rounds: int = 2) -> list[dict]:
     """``rounds`` rounds of synthesizer ``name`` built as the engine builds it (fixed seeds)."""
     task = get_task("digits")
-    config = tiny_config("csmi", **{"condensed.path": str(condensed), "condensed.disc_weight": disc_weight})
+    config = tiny_config("csmi", **{"condensed_path": str(condensed), "condensed-guided.disc_weight": disc_weight})
     rng = torch.Generator().manual_seed(0)
     student = build_model("cnn_half", 10, 1, generator=torch.Generator().manual_seed(1))
-    kind = TASK_KINDS.get("classification")
-    ctx = RunContext(config, task, kind, random_teacher(), student, CPU, rng, torch.Generator().manual_seed(2), rng)
-    synth = SYNTHESIZERS.get(name).from_context(ctx)
+    ctx = RunContext.of_task(
+        task, random_teacher(), rng, torch.Generator().manual_seed(2), student=student, condensed_path=str(condensed)
+    )
+    options = config.options("synthesizer")
+    if name == "meta-generator":  # the same options, less the discriminator's
+        options = SynthesisConfig(**{f.name: getattr(options, f.name) for f in dataclasses.fields(SynthesisConfig)})
+    synth = SYNTHESIZERS.get(name)(options, ctx)
     out = []
     for r in range(rounds):
         result = synth.synthesize(SynthesisRequest(32, torch.zeros(10), r))
@@ -187,9 +191,9 @@ def test_csmi_is_fast2_plus_guidance_on_every_task(task: str) -> None:
     from ssdkd_env.engine.config import make_config
 
     base, guided = make_config(task, "fast2"), make_config(task, "csmi")
-    assert guided.synthesis == base.synthesis
+    assert {key: guided.synthesizer_options[key] for key in base.synthesizer_options} == base.synthesizer_options
     assert (guided.synthesizer, base.synthesizer) == ("condensed-guided", "meta-generator")
-    assert make_config(task, "csmi", **{"synthesis.g_steps": 10}).synthesis.g_steps == 10
+    assert make_config(task, "csmi", **{"meta-generator.g_steps": 10}).synthesizer_options["g_steps"] == 10
 
 
 # ------------------------------------------------------------------ csmi runs
@@ -197,7 +201,7 @@ def test_csmi_is_fast2_plus_guidance_on_every_task(task: str) -> None:
 
 def csmi_engine(condensed: Path, seed: int = 0, **overrides: object) -> DistillationEngine:
     task = get_task("digits")
-    config = tiny_config("csmi", **{"condensed.path": str(condensed), "probe_size": 0, **overrides})
+    config = tiny_config("csmi", **{"condensed_path": str(condensed), "probe_size": 0, **overrides})
     return DistillationEngine(config, task, random_teacher(), CPU, seed, task.load(None, False))
 
 
@@ -233,7 +237,7 @@ def test_csmi_run_checkpoints_and_resumes_exactly(tmp_path: Path) -> None:
 
 def test_csmi_distill_run_writes_its_outputs(tmp_path: Path) -> None:
     task = get_task("digits")
-    config = tiny_config("csmi", **{"condensed.path": str(random_condensed(tmp_path / "c.pt")), "rounds": 2})
+    config = tiny_config("csmi", **{"condensed_path": str(random_condensed(tmp_path / "c.pt")), "rounds": 2})
     spec = RunSpec(
         task,
         random_teacher(),
@@ -248,13 +252,13 @@ def test_csmi_distill_run_writes_its_outputs(tmp_path: Path) -> None:
     summary = run_distillation(config, spec)
     assert (tmp_path / "run" / "state.pt").is_file() and summary["student_acc"] is not None
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["condensed"]["path"] == config.condensed.path and saved["method"] == "csmi"
+    assert saved["condensed_path"] == config.condensed_path and saved["method"] == "csmi"
 
 
 def test_missing_or_mismatched_condensed_files_are_one_line_errors(tmp_path: Path) -> None:
     digits = get_task("digits")
     cases = {
-        None: "condensed.path=FILE",
+        None: "condensed_path=FILE",
         tmp_path / "absent.pt": "does not exist",
         random_condensed(tmp_path / "mnist.pt", task="mnist"): "task 'mnist'",
         random_condensed(tmp_path / "big.pt", shape=(1, 32, 32)): "shape (1, 32, 32)",
@@ -272,6 +276,6 @@ def test_missing_or_mismatched_condensed_files_are_one_line_errors(tmp_path: Pat
     result = run_in_process(
         "distill",
         *("--method", "csmi", "--teacher", str(teacher), "--out", str(tmp_path / "run"), "--no-progress"),
-        *("--device", "cpu", "--set", "probe_size=0", "--set", f"condensed.path={tmp_path / 'mnist.pt'}"),
+        *("--device", "cpu", "--set", "probe_size=0", "--set", f"condensed_path={tmp_path / 'mnist.pt'}"),
     )
     assert_one_line_error(result, "task 'mnist'", "'digits'")

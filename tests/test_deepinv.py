@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from helpers import random_teacher, tiny_config
 
+from ssdkd_env.context import RunContext
 from ssdkd_env.distillation.distiller import StepResult
 from ssdkd_env.engine import DistillationEngine, methods_with_memory
 from ssdkd_env.env import DistillationEnv
@@ -23,7 +24,7 @@ from ssdkd_env.synthesis import PixelInversion, PixelInversionConfig, SynthesisR
 from ssdkd_env.tasks import get_task
 
 CPU = torch.device("cpu")
-TINY_DI = {"pixel.iterations": 3, "probe_size": 0}  # no probe: its inversion is not what is tested here
+TINY_DI = {"pixel-inversion.iterations": 3, "probe_size": 0}  # no probe: its inversion is not what is tested here
 ALL_TERMS = {"bn_weight": 2.0, "oh_weight": 1.5, "tv_l1": 0.3, "tv_l2": 0.2, "l2_weight": 0.1, "adaptive_weight": 0.7}
 FIELD_OF = {  # reported loss -> its weight in PixelInversionConfig
     "bn": "bn_weight",
@@ -41,7 +42,7 @@ def make_synth(**fields: Any) -> tuple[PixelInversion, torch.nn.Module]:
     student = build_model("cnn_half", task.num_classes, 1).train()
     config = PixelInversionConfig(**{"iterations": 20, "jitter": 1, **fields})
     rng = torch.Generator().manual_seed(0)
-    synth = PixelInversion(random_teacher(), student, task.input_shape, task.mean, task.std, config, CPU, rng, rng)
+    synth = PixelInversion(config, RunContext.of_task(task, random_teacher(), rng, student=student))
     return synth, student
 
 
@@ -165,7 +166,7 @@ def test_round_distils_on_the_round_images_and_keeps_nothing(monkeypatch: pytest
 
 def test_seeded_runs_reproduce_and_resume_without_the_global_rng() -> None:
     task, teacher = get_task("digits"), random_teacher()
-    config = tiny_config("deepinv", **TINY_DI, **{"pixel.flip": True})
+    config = tiny_config("deepinv", **TINY_DI, **{"pixel-inversion.flip": True})
     torch.manual_seed(123)
     global_state = torch.get_rng_state()
     full = DistillationEngine(config, task, teacher, CPU, 4)
@@ -196,4 +197,4 @@ def test_environment_refuses_deepinv_and_bad_settings_are_user_errors() -> None:
     with pytest.raises(UserError, match="keeps no memory"):
         DistillationEnv(task="digits", method="deepinv", teacher_model=random_teacher())
     with pytest.raises(UserError, match="iterations"):
-        tiny_config("deepinv", **{"pixel.iterations": 0})
+        tiny_config("deepinv", **{"pixel-inversion.iterations": 0})

@@ -11,17 +11,18 @@ import torch
 from helpers import random_teacher, tiny_config
 
 from ssdkd_env.checkpoint import card_for
+from ssdkd_env.context import RunContext
 from ssdkd_env.engine import DistillationEngine, methods_with_memory
 from ssdkd_env.engine.run import RunSpec, run_distillation
 from ssdkd_env.env import DistillationEnv
 from ssdkd_env.errors import UserError
 from ssdkd_env.losses import mean_absolute_error
 from ssdkd_env.models import build_model
-from ssdkd_env.synthesis import AdversarialConfig, AdversarialGenerator
+from ssdkd_env.synthesis import AdversarialGenerator, AdversarialGeneratorConfig
 from ssdkd_env.synthesis.adversarial import generator_objective
 from ssdkd_env.tasks import get_task
 
-SMALL_GENERATOR = {"adversarial.nz": 16, "adversarial.ngf": 8}
+SMALL_GENERATOR = {"adversarial-generator.nz": 16, "adversarial-generator.ngf": 8}
 
 
 def make_generator(lr: float = 1e-3) -> tuple[AdversarialGenerator, torch.nn.Module, torch.nn.Module]:
@@ -29,11 +30,9 @@ def make_generator(lr: float = 1e-3) -> tuple[AdversarialGenerator, torch.nn.Mod
     teacher = random_teacher().requires_grad_(False)
     torch.manual_seed(1)
     student = build_model("cnn_half", task.num_classes, 1).train()
-    config = AdversarialConfig(nz=16, ngf=8, lr=lr)
-    cpu = torch.device("cpu")
-    generator = AdversarialGenerator(
-        teacher, task.input_shape, config, cpu, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
-    )
+    config = AdversarialGeneratorConfig(nz=16, ngf=8, lr=lr)
+    context = RunContext.of_task(task, teacher, torch.Generator().manual_seed(1), torch.Generator().manual_seed(0))
+    generator = AdversarialGenerator(config, context)
     return generator, teacher, student
 
 

@@ -41,7 +41,7 @@ def test_run_writes_every_output(tmp_path: Path) -> None:
     config = tiny_config_file(tmp_path / "tiny.json")
     result = distill(
         "--task", "digits", "--teacher", str(teacher), "--config", str(config), "--out", str(out),
-        "--set", "synthesis.pretrain_steps=2",
+        "--set", "meta-generator.pretrain_steps=2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())

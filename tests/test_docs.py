@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from helpers import saved_random_teacher
+from helpers import run_as_module, saved_random_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -65,7 +65,7 @@ def test_the_pages_have_python_examples() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("where", "code"), _examples(), ids=[w for w, _ in _examples()])
 def test_every_python_example_runs(where: str, code: str, digits_teacher_in_cache: Path, in_tmp_cwd: Path) -> None:
-    exec(compile(code, where, "exec"), {"__name__": f"doc_example_{where}"})
+    run_as_module(code, where)
 
 
 def test_every_table_marker_renders_and_the_tables_are_the_code_s() -> None:

@@ -78,7 +78,11 @@ def test_fast_n_takes_n_generator_steps_into_a_pool_that_only_grows(
     """Fast2/5/10 differ only in the inversion's inner steps (and Fast's learning rates for them);
     the pool never evicts. Also on a task whose default is another step count (MNIST: 10)."""
     config = make_config("mnist", method)
-    assert (config.synthesis.g_steps, config.synthesis.lr_g, config.memory) == (steps, lr_g, "pool")
+    assert (config.synthesizer_options["g_steps"], config.synthesizer_options["lr_g"], config.memory) == (
+        steps,
+        lr_g,
+        "pool",
+    )
     _, engine = run_engine(seed=0, method=method)
     assert engine.memory.capacity == engine.memory.size == 3 * 32
     assert sorted(engine.memory.birth_round.tolist()) == [0] * 32 + [1] * 32 + [2] * 32
@@ -90,7 +94,7 @@ def test_fast_n_takes_n_generator_steps_into_a_pool_that_only_grows(
 
 
 def test_unknown_method_and_key_are_user_errors() -> None:
-    with pytest.raises(UserError, match="valid methods"):
+    with pytest.raises(UserError, match="unknown method"):
         make_config("digits", "nope")
     with pytest.raises(UserError, match="unknown config key"):
         make_config("digits", "ssdkd", **{"action.nope": 1})
@@ -117,7 +121,7 @@ def test_probe_is_fixed_balanced_and_never_trained_on() -> None:
     [
         {},
         {"distiller.ema_decay": 0.9},
-        {"synthesis.generators": 2, "distiller.augment_shrink": 0.5},
+        {"meta-generator.generators": 2, "distiller.augment_shrink": 0.5},
     ],
 )
 def test_state_dict_resumes_the_same_trajectory(overrides: dict[str, object]) -> None:

@@ -10,11 +10,11 @@ from scripts import assert_one_line_error, run_in_process
 
 from ssdkd_env.checkpoint import card_for, save_model
 from ssdkd_env.common.images import normalize_uint8
+from ssdkd_env.context import RunContext
 from ssdkd_env.engine import DistillationEngine, make_config, with_data_root
 from ssdkd_env.models import build_model
-from ssdkd_env.synthesis import RealImageSampler, SynthesisRequest
+from ssdkd_env.synthesis import RealDataConfig, RealImageSampler, SynthesisRequest
 from ssdkd_env.tasks import get_task
-from ssdkd_env.tasks.kinds import TASK_KINDS
 
 CPU = torch.device("cpu")
 DIGITS = get_task("digits")
@@ -22,9 +22,8 @@ DIGITS = get_task("digits")
 
 def sampler(images: torch.Tensor, seed: int = 0) -> tuple[RealImageSampler, torch.nn.Module]:
     teacher = random_teacher()
-    kind = TASK_KINDS.get("classification")
-    generator = torch.Generator().manual_seed(seed)
-    return RealImageSampler(teacher, images, DIGITS.mean, DIGITS.std, kind, CPU, generator), teacher
+    context = RunContext.of_task(DIGITS, teacher, torch.Generator().manual_seed(seed))
+    return RealImageSampler(RealDataConfig(), context, images), teacher
 
 
 def training_rows(images: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
@@ -75,9 +74,11 @@ def test_kd_real_fills_its_memory_with_training_images_only() -> None:
 
 
 def test_the_data_root_reaches_kd_real_only() -> None:
-    assert with_data_root(make_config("mnist", "kd-real"), "/data").real.data_root == "/data"
-    assert with_data_root(make_config("mnist", "ssdkd"), "/data").real.data_root is None  # nothing else records it
-    assert with_data_root(make_config("mnist", "kd-real"), None).real.data_root is None
+    assert with_data_root(make_config("mnist", "kd-real"), "/data").synthesizer_options.get("data_root") == "/data"
+    assert (
+        with_data_root(make_config("mnist", "ssdkd"), "/data").synthesizer_options.get("data_root") is None
+    )  # nothing else records it
+    assert with_data_root(make_config("mnist", "kd-real"), None).synthesizer_options.get("data_root") is None
 
 
 def test_kd_real_without_the_data_is_a_one_line_error(tmp_path: Path) -> None:

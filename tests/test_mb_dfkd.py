@@ -13,7 +13,7 @@ from ssdkd_env.losses import jensen_shannon
 from ssdkd_env.synthesis.adversarial import class_balance, generator_objective
 from ssdkd_env.tasks import get_task
 
-SMALL = {"adversarial.nz": 16, "adversarial.ngf": 8}
+SMALL = {"adversarial-generator.nz": 16, "adversarial-generator.ngf": 8}
 
 
 def engine_for(method: str, seed: int = 0, **overrides: object) -> DistillationEngine:
@@ -24,8 +24,8 @@ def engine_for(method: str, seed: int = 0, **overrides: object) -> DistillationE
 def test_mb_dfkd_is_dfad_with_a_fifo_bank_and_the_bn_constraint() -> None:
     config = make_config("digits", "mb-dfkd")
     assert (config.round_loop, config.synthesizer, config.memory) == ("adversarial", "adversarial-generator", "replay")
-    assert config.action.eviction == "oldest" and config.adversarial.bn_weight > 0
-    assert config.adversarial.replay_ratio > 0 and "mb-dfkd" in methods_with_memory()
+    assert config.action.eviction == "oldest" and config.synthesizer_options["bn_weight"] > 0
+    assert config.round_loop_options["replay_ratio"] > 0 and "mb-dfkd" in methods_with_memory()
 
 
 def test_each_student_step_replays_from_the_bank_once_it_holds_samples() -> None:
@@ -56,7 +56,9 @@ def test_bank_evicts_the_oldest_samples_in_order() -> None:
 
 
 def test_bn_constraint_is_a_weighted_term_of_the_generator_loss() -> None:
-    engine = engine_for("mb-dfkd", kd_steps=5, **{"adversarial.student_steps": 1, "adversarial.bn_weight": 2.0})
+    engine = engine_for(
+        "mb-dfkd", kd_steps=5, **{"adversarial.student_steps": 1, "adversarial-generator.bn_weight": 2.0}
+    )
     metrics = engine.run_round().as_dict()
     assert metrics["loss_generator_bn"] > 0
     assert metrics["loss_generator"] == pytest.approx(metrics["loss_generator_adv"] + metrics["loss_generator_bn"])
@@ -66,7 +68,7 @@ def test_bn_constraint_is_a_weighted_term_of_the_generator_loss() -> None:
 
 def test_generator_learning_rate_follows_the_student_schedule() -> None:
     engine = engine_for("dfad", rounds=4, kd_steps=5, **{"adversarial.student_steps": 5})
-    base = engine.config.adversarial.lr
+    base = engine.config.synthesizer_options["lr"]
     rates = []
     for _ in range(4):
         engine.run_round()

@@ -88,7 +88,7 @@ def test_oldest_rule_evicts_earliest_rounds() -> None:
         buf.insert(torch.full((1, 1, 2, 2), float(r)), torch.zeros(1, 2), torch.tensor([10.0 - r]))
         buf.end_round()
     assert buf.eviction_order("oldest").tolist() == [0, 1, 2, 3]
-    buf.insert(torch.full((2, 1, 2, 2), 7.0), torch.zeros(2, 2), torch.ones(2), replace_fraction=0.5, rule="oldest")
+    buf.insert(torch.full((2, 1, 2, 2), 7.0), torch.zeros(2, 2), torch.ones(2), replace_fraction=0.5, eviction="oldest")
     assert buf.images[:2, 0, 0, 0].tolist() == [7.0, 7.0] and buf.images[2:, 0, 0, 0].tolist() == [2.0, 3.0]
 
 

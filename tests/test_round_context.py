@@ -8,9 +8,9 @@ import pytest
 import torch
 from helpers import random_teacher, tiny_config
 
-from ssdkd_env.context import RunContext
 from ssdkd_env.distillation import Distiller
 from ssdkd_env.engine import DistillationEngine, EngineConfig
+from ssdkd_env.engine.engine import run_context
 from ssdkd_env.methods import ROUND_LOOPS
 from ssdkd_env.methods.base import RoundContext
 from ssdkd_env.models import build_model
@@ -21,7 +21,7 @@ from ssdkd_env.tasks.kinds import TASK_KINDS
 
 CPU = torch.device("cpu")
 METHODS = ["ssdkd", "dfad", "deepinv", "mb-dfkd"]  # the three round loops, with and without a memory
-QUICK = {"probe_size": 0, "pixel.iterations": 5}  # no probe; DeepInversion's pixels take few steps
+QUICK = {"probe_size": 0, "pixel-inversion.iterations": 5}  # no probe; DeepInversion's pixels take few steps
 
 
 def quick_config(method: str) -> EngineConfig:
@@ -76,9 +76,9 @@ def components(method: str, seed: int) -> tuple[Any, RoundContext]:
     rng, init_rng = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
     teacher = random_teacher().eval().requires_grad_(False)
     student = build_model(task.student_arch, task.num_classes, task.input_shape[0], generator=init_rng)
-    run = RunContext(config, task, kind, teacher, student, CPU, rng, init_rng, rng)
-    memory = None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).from_context(run)
-    synthesizer = SYNTHESIZERS.get(config.synthesizer).from_context(run)
+    run = run_context(config, task, teacher, student, CPU, rng, init_rng, rng)
+    memory = None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).build(config.options("memory"), run)
+    synthesizer = SYNTHESIZERS.get(config.synthesizer)(config.options("synthesizer"), run)
     distiller = Distiller(
         student, config.distiller, config.rounds * config.kd_steps, CPU, teacher, rng, kind, config.precision
     )
@@ -91,7 +91,7 @@ def test_a_loop_runs_on_a_context_built_without_real_data(method: str) -> None:
     """The loop's rounds on hand-built components equal the engine's, bit for bit (the engine's probe
     draws from its own generators)."""
     config, ctx = components(method, seed=5)
-    loop = ROUND_LOOPS.get(config.round_loop)(ctx)
+    loop = ROUND_LOOPS.get(config.round_loop)(config.options("round_loop"), ctx)
     engine = DistillationEngine(config, get_task("digits"), random_teacher(), CPU, 5)
     for round_index in range(2):
         ctx.round = round_index

@@ -32,11 +32,11 @@ TINY_SEG = {
     "probe_rounds": 2,
     "action.synth_budget": 8,
     "distiller.batch_size": 4,
-    "synthesis.nz": 8,
-    "synthesis.ngf": 4,
-    "synthesis.warmup_rounds": 1,
-    "adversarial.nz": 8,
-    "adversarial.ngf": 4,
+    "meta-generator.nz": 8,
+    "meta-generator.ngf": 4,
+    "meta-generator.warmup_rounds": 1,
+    "adversarial-generator.nz": 8,
+    "adversarial-generator.ngf": 4,
     "adversarial.student_steps": 2,
 }
 
@@ -136,13 +136,14 @@ def test_teacher_training_on_dense_labels_reports_miou(tmp_path: Path) -> None:
 @pytest.mark.parametrize("task", ["shapes", "camvid", "camvid-cpu", "nyuv2", "nyuv2-cpu"])
 def test_every_segmentation_task_takes_dfads_segmentation_loss_and_a_small_probe(task: str) -> None:
     """DFAD's generator loss on segmentation is -log(1 + D), at the papers' scale as on CPU (PRE-DFKD keeps its own
-    1 - JS), with flips of the scenes where the generator's losses see them, none for the student (DFAD trains it on
-    the generator's images as they are; since 2026-12-07 on every task), and a probe whose dense outputs stay small."""
+    1 - JS); no flips for the student (DFAD trains it on the generator's images as they are; since 2026-12-07 on
+    every task); a probe whose dense outputs stay small, inverted with flips of the scenes where its losses see them."""
     config = make_config(task, "dfad")
-    assert config.adversarial.objective == "negative-log1p" and config.probe_size <= 64
-    assert config.synthesis.augment_flip and not config.distiller.augment_flip
-    assert make_config(task, "pre-dfkd").adversarial.objective == "one-minus-js"
-    assert make_config("cifar10", "dfad").adversarial.objective == "negative"  # classification keeps -D
+    assert config.synthesizer_options["objective"] == "negative-log1p" and config.probe_size <= 64
+    assert config.probe_inversion.augment_flip and not config.distiller.augment_flip
+    assert make_config(task, "ssdkd").synthesizer_options["augment_flip"]
+    assert make_config(task, "pre-dfkd").synthesizer_options["objective"] == "one-minus-js"
+    assert make_config("cifar10", "dfad").synthesizer_options["objective"] == "negative"  # classification keeps -D
 
 
 @pytest.mark.parametrize("method", ["ssdkd", "fast2", "dfad"])

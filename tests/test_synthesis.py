@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssdkd_env.context import RunContext
 from ssdkd_env.errors import UserError
 from ssdkd_env.synthesis import (
     BNStatsLoss,
@@ -78,12 +79,15 @@ def test_inactive_bn_loss_observes_only_inside_observing() -> None:
     assert loss.matchers[0].batch_mean is observed and not loss.active
 
 
+def bare_context(teacher: nn.Module, rng: torch.Generator, init_rng: torch.Generator) -> RunContext:
+    """A context of 8x8 one-channel images of 5 classes, with no task and no student."""
+    return RunContext(teacher, (1, 8, 8), 5, (0.0,), (1.0,), rng, init_rng)
+
+
 def test_synthesizer_statistics_ignore_teacher_passes_between_rounds() -> None:
     teacher = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
     config = SynthesisConfig(nz=8, ngf=4, g_steps=1)
-    synth = MetaGeneratorSynthesizer(
-        teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator(), torch.Generator()
-    )
+    synth = MetaGeneratorSynthesizer(config, bare_context(teacher, torch.Generator(), torch.Generator()))
     synth.synthesize(SynthesisRequest(6, torch.zeros(5), 0))
     last_batch = synth.bn_loss.matchers[0].batch_mean
     teacher(torch.randn(32, 1, 8, 8) * 5)  # the distiller relabelling a batch
@@ -155,9 +159,7 @@ def test_meta_generators_take_turns() -> None:
     """With ``generators = 3`` round r moves meta-generator r % 3 and leaves the others as they were."""
     teacher = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
     config = SynthesisConfig(nz=8, ngf=4, g_steps=1, generators=3)
-    synth = MetaGeneratorSynthesizer(
-        teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"), torch.Generator(), torch.Generator()
-    )
+    synth = MetaGeneratorSynthesizer(config, bare_context(teacher, torch.Generator(), torch.Generator()))
     assert len(synth.metas) == 3
     round0_mean: torch.Tensor | None = None
     for round_index in range(4):
@@ -194,9 +196,8 @@ def test_pretraining_lowers_the_bn_loss_once_before_the_first_round_and_survives
     def build(steps: int) -> MetaGeneratorSynthesizer:
         config = SynthesisConfig(nz=8, ngf=4, g_steps=1, generators=2, pretrain_steps=steps, lr_g=0.05)
         return MetaGeneratorSynthesizer(
-            teacher, None, (1, 8, 8), 5, (0.0,), (1.0,), config, torch.device("cpu"),
-            torch.Generator().manual_seed(1), torch.Generator().manual_seed(1),
-        )  # fmt: skip
+            config, bare_context(teacher, torch.Generator().manual_seed(1), torch.Generator().manual_seed(1))
+        )
 
     synth = build(60)
     assert not synth.pretrained and synth.pretrain_bn_losses == []

@@ -1,9 +1,14 @@
-"""Where a configuration's settings come from: the task's ``engine_defaults``, then the method's preset.
+"""Where a configuration's settings come from: the task's ``engine_defaults`` and ``component_defaults``,
+then the method's preset.
 
-``fixtures/engine_configs.json`` pins every (task, method) configuration by a hash of its ``to_dict()``,
-as it was when the task defaults were one table in the engine (commit b971b9b). A preset that skips task
-defaults (``dfad``, ``mb-dfkd``: no student augmentation) matches it once the task's values of the skipped
-keys are put back. After an intended change of a default, rewrite the file with
+``fixtures/engine_configs.json`` pins every (task, method) configuration by a hash of its ``to_dict()``.
+It was first written when the task defaults were one table in the engine (commit b971b9b), and written
+again when components came to own their options (2026-12-07): then every configuration of the commit
+before (55acd2b), read through the old layout's mapping, equalled the new one, except the probe's
+inversion of the 30 ``fast2``/``fast5``/``fast10``/``csmi`` configurations whose preset sets other
+generator steps than the task (the probe now inverts with the task's tuning for every method). A preset
+that skips task defaults (``dfad``, ``mb-dfkd``: no student augmentation) matches it once the task's
+values of the skipped keys are put back. After an intended change of a default, rewrite the file with
 ``python tests/test_task_defaults.py`` and say in the commit which configurations changed.
 """
 

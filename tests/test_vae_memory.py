@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import random_teacher, tiny_config
 
+from ssdkd_env.context import RunContext
 from ssdkd_env.engine.engine import DistillationEngine
 from ssdkd_env.env.spaces import observation_fields
 from ssdkd_env.observation import assemble
@@ -22,17 +23,14 @@ CONFIG = VAEConfig(latent=8, width=8, train_steps=4, batch_size=16)
 
 
 def make_memory(seed: int = 0, config: VAEConfig = CONFIG, capacity: int = 64) -> GenerativeReplay:
-    return GenerativeReplay(
-        capacity,
-        TASK.input_shape,
-        TASK.num_classes,
+    context = RunContext.of_task(
+        TASK,
         TEACHER,
-        config,
-        torch.Generator().manual_seed(seed),
         torch.Generator().manual_seed(seed + 1),
-        TASK.mean,
-        TASK.std,
+        torch.Generator().manual_seed(seed),
+        buffer_size=capacity,
     )
+    return GenerativeReplay(config, context)
 
 
 def batch(n: int = 32, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,9 +154,7 @@ def test_stats_fill_every_declared_observation_field() -> None:
 
 def test_teacher_weights_get_no_gradient() -> None:
     teacher = random_teacher().requires_grad_(True)
-    memory = GenerativeReplay(
-        8, TASK.input_shape, TASK.num_classes, teacher, CONFIG, torch.Generator(), torch.Generator()
-    )
+    memory = GenerativeReplay(CONFIG, RunContext.of_task(TASK, teacher, torch.Generator(), buffer_size=8))
     images, logits = batch()
     memory.insert(images, logits, torch.ones(32))
     assert all(p.grad is None for p in teacher.parameters())

@@ -3,7 +3,7 @@
 
     python train/condense.py --task digits --per-class 1 --out condensed/digits_dm1.pt
     python train/condense.py --task digits --per-class 1 --real --out condensed/digits_real1.pt
-    python train/distill.py --method csmi --task digits --set condensed.path=condensed/digits_dm1.pt
+    python train/distill.py --method csmi --task digits --set condensed_path=condensed/digits_dm1.pt
 
 By default the images are made by distribution matching (Zhao & Bilen, WACV 2023): they start as
 K random real images per class and are optimised so that their mean embedding under a fresh

@@ -43,7 +43,7 @@ CONFIG_FLAGS = {
     "kd_steps": "kd_steps",
     "buffer_size": "buffer_size",
     "synth_budget": "action.synth_budget",
-    "g_steps": "synthesis.g_steps",
+    "g_steps": "meta-generator.g_steps",
 }
 
 

@@ -11,7 +11,7 @@ Method:
    constructor ``train/distill.py`` uses), and every round is one ``env.step`` with the
    configured action, which runs the round exactly as ``train/distill.py`` does.
 2. Steady state. Before the first round the memory is filled to capacity with random samples,
-   and the adversarial term is on from the first round (``synthesis.warmup_rounds=0``), as in
+   and the adversarial term is on from the first round (``meta-generator.warmup_rounds=0``), as in
    all but the first rounds of a real run.
 3. Timing. Thin wrappers on the instances (``synthesizer.synthesize``, the memory's methods,
    ``distiller.step``, ``probe.measure``, ``engine.test_accuracy``, ``engine.run_round``) and
@@ -121,7 +121,8 @@ def fill_memory(
     images = torch.zeros(1, *shape, device=device).expand(n, *shape)
     logits = torch.randn(n, classes, generator=generator).to(device)
     priorities = torch.rand(n, generator=generator).to(device)
-    memory.insert(images, logits, priorities, 1.0)
+    replace_all = {"replace_fraction": 1.0} if "replace_fraction" in memory.insert_fields else {}
+    memory.insert(images, logits, priorities, **replace_all)
 
 
 def instrument(recorder: PhaseRecorder, engine: DistillationEngine) -> None:
@@ -281,7 +282,7 @@ def run_benchmark(
         schedule,
         kd_steps=measured_kd,
         rounds=max(schedule.rounds, warmup + rounds),
-        **{"synthesis.warmup_rounds": 0},
+        **{"meta-generator.warmup_rounds": 0},
     )
     progress(f"setup: random {bench.teacher_arch} teacher, {bench.student_arch} student on {device}")
     weights = torch.Generator().manual_seed(seed)
@@ -340,7 +341,7 @@ def run_benchmark(
             "synth_budget": schedule.action.synth_budget,
             "buffer_size": schedule.buffer_size,
             "probe_size": schedule.probe_size,
-            "g_steps": schedule.synthesis.g_steps,
+            "g_steps": schedule.synthesizer_options.get("g_steps"),
         },
         "engine_config": schedule.to_dict(),
         "measured": {

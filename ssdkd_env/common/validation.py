@@ -107,3 +107,21 @@ class Validated:
             problem = None if value is None else _bounds_error(converted, f.metadata)
             if problem:
                 raise UserError(f"config field {cls.__name__}.{f.name}={value!r}: {problem}")
+
+
+@dataclasses.dataclass
+class NoOptions(Validated):
+    """The options of a component that has no settings of its own."""
+
+
+def build_options(config_class: type[Validated], options: typing.Mapping[str, Any], owner: str) -> Any:
+    """``config_class`` built from ``options`` (a mapping of its fields); ``owner`` names the component
+    in the one-line error for an unknown key (with the valid ones) or a bad value."""
+    if not isinstance(options, typing.Mapping):
+        raise UserError(f"the options of {owner} must be a mapping of its settings, got {options!r}")
+    valid = [f.name for f in dataclasses.fields(config_class)]  # type: ignore[arg-type]
+    unknown = sorted(str(key) for key in options if key not in valid)
+    if unknown:
+        listed = ", ".join(valid) if valid else "none (it has no settings)"
+        raise UserError(f"unknown option {', '.join(unknown)} of {owner}; valid: {listed}")
+    return config_class(**options)

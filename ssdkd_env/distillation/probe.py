@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from ssdkd_env.common.images import predict_logits
 from ssdkd_env.common.precision import Precision
+from ssdkd_env.context import RunContext
 from ssdkd_env.losses import per_sample_kl
 from ssdkd_env.synthesis import MetaGeneratorSynthesizer, SynthesisConfig, SynthesisRequest
 from ssdkd_env.tasks import TaskSpec
@@ -79,21 +80,16 @@ def build_probe(
     uniform = torch.zeros(task.num_classes, device=device)
     images, logits = [], []
     # the probe depends on ``seed`` only: its own generators for weights and for sampling
-    synthesizer = MetaGeneratorSynthesizer(
+    context = RunContext.of_task(
+        task,
         teacher,
-        None,
-        task.input_shape,
-        task.num_classes,
-        task.mean,
-        task.std,
-        config,
-        device,
         torch.Generator().manual_seed(seed),
         torch.Generator().manual_seed(seed),
+        device=device,
         precision=precision,
         channels_last=channels_last,
-        kind=kind,
     )
+    synthesizer = MetaGeneratorSynthesizer(config, context)
     for r in range(rounds):
         out = synthesizer.synthesize(SynthesisRequest(per_round, uniform, r))
         if r >= rounds // 2:

@@ -63,6 +63,34 @@ class RoundMetrics:
         return {**data, **{f"loss_{name}": value for name, value in losses.items()}}
 
 
+def run_context(
+    config: EngineConfig,
+    task: TaskSpec,
+    teacher: nn.Module,
+    student: nn.Module,
+    device: torch.device,
+    rng: torch.Generator,
+    init_rng: torch.Generator,
+    device_rng: torch.Generator,
+) -> RunContext:
+    """What the components of a run of ``config`` are built from (the sizes and inputs they read)."""
+    return RunContext.of_task(
+        task,
+        teacher,
+        rng,
+        init_rng,
+        device=device,
+        device_rng=device_rng,
+        student=student,
+        precision=config.precision,
+        channels_last=config.channels_last,
+        rounds=config.rounds,
+        buffer_size=config.buffer_size,
+        synth_budget=config.action.synth_budget,
+        condensed_path=config.condensed_path,
+    )
+
+
 class DistillationEngine:
     """Holds the student, the components and the probe of one run."""
 
@@ -94,13 +122,13 @@ class DistillationEngine:
             check_teacher_init_pair(self.student, self.teacher)
             init_from_teacher(self.student, self.teacher)
         self.student = module_layout(self.student.to(device), config.channels_last)
-        context = RunContext(
-            config, task, self.kind, self.teacher, self.student, device, self.rng, init_rng, self.device_rng
-        )
+        context = run_context(config, task, self.teacher, self.student, device, self.rng, init_rng, self.device_rng)
+        synthesizer_class = SYNTHESIZERS.get(config.synthesizer)
+        synthesizer_options = config.options("synthesizer")
         # inputs first: a missing one (csmi's condensed samples, kd-real's data) fails before the probe's work
-        SYNTHESIZERS.get(config.synthesizer).check_inputs(context)
+        synthesizer_class.check_inputs(synthesizer_options, context)
         self.memory: BaseMemory | None = (
-            None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).from_context(context)
+            None if config.memory == NO_MEMORY else MEMORIES.get(config.memory).build(config.options("memory"), context)
         )
         if probe is None:
             probe = build_probe(
@@ -108,14 +136,14 @@ class DistillationEngine:
                 task,
                 config.probe_size,
                 config.probe_rounds,
-                config.synthesis,
+                config.probe_inversion,
                 device,
                 seed + PROBE_SEED_OFFSET,
                 config.precision,
                 config.channels_last,
             )
         self.probe = probe
-        self.synthesizer = SYNTHESIZERS.get(config.synthesizer).from_context(context)
+        self.synthesizer = synthesizer_class(synthesizer_options, context)
         self.distiller = Distiller(
             self.student,
             config.distiller,
@@ -129,7 +157,7 @@ class DistillationEngine:
             config.compile,
         )
         self.round = 0
-        self.round_loop = ROUND_LOOPS.get(config.round_loop)(self.round_context())
+        self.round_loop = ROUND_LOOPS.get(config.round_loop)(config.options("round_loop"), self.round_context())
         self.test_x: torch.Tensor | None = None
         self.test_y: torch.Tensor | None = None
         if test_set is not None:

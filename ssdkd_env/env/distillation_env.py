@@ -209,7 +209,7 @@ class DistillationEnv(gym.Env):
                 self.task,
                 cfg.probe_size,
                 cfg.probe_rounds,
-                cfg.synthesis,
+                cfg.probe_inversion,
                 self.device,
                 self.config.probe_seed,
                 precision=cfg.precision,

@@ -31,9 +31,9 @@ TINY_DIGITS: dict[str, object] = {
     "probe_rounds": 4,
     "action.synth_budget": 32,
     "distiller.batch_size": 32,
-    "synthesis.nz": 32,
-    "synthesis.ngf": 16,
-    "synthesis.warmup_rounds": 2,
+    "meta-generator.nz": 32,
+    "meta-generator.ngf": 16,
+    "meta-generator.warmup_rounds": 2,
 }
 """Engine overrides of ``SSDKD-Digits-Tiny-v0``, a digits run that steps in a fraction of a second."""
 

@@ -65,7 +65,7 @@ def action_fields(config: EngineConfig) -> tuple[ActionField, ...]:
     declare them, in the canonical order."""
     memory = None if config.memory == NO_MEMORY else MEMORIES.get(config.memory)
     loop = ROUND_LOOPS.get(config.round_loop)
-    declared = set(loop.action_fields(config, SYNTHESIZERS.get(config.synthesizer), memory))
+    declared = set(loop.action_fields(config.options("round_loop"), SYNTHESIZERS.get(config.synthesizer), memory))
     unknown = declared - set(ACTION_NAMES)
     if unknown:
         raise ValueError(f"components of method '{config.method}' declare unknown action fields: {sorted(unknown)}")

@@ -13,18 +13,19 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn as nn
 
 from ssdkd_env.action import RoundAction
 from ssdkd_env.common.precision import Precision
+from ssdkd_env.common.validation import NoOptions, Validated
 from ssdkd_env.distillation import Distiller, DistillerConfig
 from ssdkd_env.errors import UserError
 from ssdkd_env.registry import Registry
 from ssdkd_env.replay import BaseMemory
-from ssdkd_env.synthesis import AdversarialConfig, BaseSynthesizer
+from ssdkd_env.synthesis import BaseSynthesizer
 
 
 class RoundConfig(Protocol):
@@ -34,7 +35,6 @@ class RoundConfig(Protocol):
     synthesizer: str
     kd_steps: int
     distiller: DistillerConfig
-    adversarial: AdversarialConfig
     precision: Precision
 
 
@@ -92,17 +92,21 @@ def decisions(action: RoundAction, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 class RoundLoop(ABC):
-    """One round of a method. State that must survive a checkpoint goes in :meth:`state_dict`."""
+    """One round of a method, built as ``cls(options, ctx)``: ``options`` an instance of its ``Config``
+    (the run configuration's ``round_loop_options``). State that must survive a checkpoint goes in
+    :meth:`state_dict`."""
+
+    Config: ClassVar[type[Validated]] = NoOptions
 
     @classmethod
     @abstractmethod
     def action_fields(
-        cls, config: RoundConfig, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
+        cls, options: Any, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
     ) -> tuple[str, ...]:
-        """The ``RoundAction`` fields a run of this loop acts on, with these components: the loop's
-        own and those of the components it passes them to (their declarations)."""
+        """The ``RoundAction`` fields a run of this loop (with ``options``) acts on, with these
+        components: the loop's own and those of the components it passes them to (their declarations)."""
 
-    def __init__(self, ctx: RoundContext) -> None:  # noqa: B027  (a loop may build its own parts here)
+    def __init__(self, options: Any, ctx: RoundContext) -> None:  # noqa: B027  (a loop may build its own parts)
         """Built once per run, after the engine's components (a loop may add its own, e.g. optimisers)."""
 
     @abstractmethod

@@ -10,10 +10,12 @@ are summed on the device and read once, at the end of the round.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ssdkd_env.action import RoundAction
-from ssdkd_env.methods.base import ROUND_LOOPS, RoundConfig, RoundContext, RoundLoop, RoundOutcome, read_round
+from ssdkd_env.methods.base import ROUND_LOOPS, RoundContext, RoundLoop, RoundOutcome, read_round
 from ssdkd_env.replay import BaseMemory, BufferBatch
 from ssdkd_env.synthesis.base import BaseSynthesizer, SynthesisRequest
 
@@ -23,11 +25,11 @@ class SynthesizeThenDistil(RoundLoop):
 
     @classmethod
     def action_fields(
-        cls, config: RoundConfig, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
+        cls, options: Any, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
     ) -> tuple[str, ...]:
         return ("synth_budget", *synthesizer.action_fields)
 
-    def __init__(self, ctx: RoundContext) -> None:
+    def __init__(self, options: Any, ctx: RoundContext) -> None:
         self.no_classes = torch.zeros(ctx.num_classes)  # no memory: diversity draws uniformly
 
     def run(self, ctx: RoundContext, action: RoundAction) -> RoundOutcome:

@@ -1,7 +1,9 @@
 """Methods as data: each is a name, the components it uses and the settings it changes.
 
 A preset is a mapping of dotted configuration keys applied on top of the task's defaults
-(``TaskSpec.engine_defaults``), e.g. ``{"memory": "pool", "action.alpha": 0.0}``. Where a task's
+(``TaskSpec.engine_defaults`` and ``component_defaults``), e.g. ``{"memory": "pool", "action.alpha": 0.0}``
+or ``{"synthesizer": "adversarial-generator", "synthesizer_options.bn_weight": 1.0}``: the components it
+names are chosen first, then the task's tuning of them, then the preset's other settings. Where a task's
 tuning does not belong to a method (DFAD has no student augmentation), the preset names those keys in
 ``skip_task_defaults``: on every task they keep the dataclass defaults unless the preset sets them.
 A new method is a new preset registered with :func:`register_method`, usually beside the
@@ -64,9 +66,9 @@ for _steps, (_lr_g, _lr_z) in _FAST_STEPS.items():
         f"fast{_steps}",
         {
             **METHODS.get("fast").overrides,
-            "synthesis.g_steps": _steps,
-            "synthesis.lr_g": _lr_g,
-            "synthesis.lr_z": _lr_z,
+            "synthesizer_options.g_steps": _steps,
+            "synthesizer_options.lr_g": _lr_g,
+            "synthesizer_options.lr_z": _lr_z,
         },
         f"Fast{_steps} (Fang et al., AAAI 2022): the fast preset with {_steps} generator steps per round "
         f"(lr_g {_lr_g:g}, lr_z {_lr_z:g})",
@@ -84,7 +86,7 @@ register_method(
     {**METHODS.get("fast2").overrides, "synthesizer": "condensed-guided", "memory": "condensed-pool"},
     "Condensed-sample guided model inversion (2024) on Fast2 (its 2 generator steps and rates on every task): "
     "a class-conditional discriminator on the teacher's features separates condensed from synthetic samples and "
-    "the generator learns to fool it; the student also trains on the condensed samples (set condensed.path to a "
+    "the generator learns to fool it; the student also trains on the condensed samples (set condensed_path to a "
     "file of train/condense.py)",
 )
 
@@ -111,8 +113,8 @@ register_method(
         **_DFAD_GAME,
         "memory": "replay",
         "distiller.kd_loss": "l1",
-        "adversarial.bn_weight": 1.0,
-        "adversarial.replay_ratio": 1.0,
+        "synthesizer_options.bn_weight": 1.0,
+        "round_loop_options.replay_ratio": 1.0,
         **_UNIFORM,
         "action.eviction": "oldest",
         "action.replace_fraction": 0.5,
@@ -139,10 +141,10 @@ register_method(
     {
         **_DFAD_GAME,
         "memory": "vae",
-        "adversarial.objective": "one-minus-js",
-        "adversarial.oh_weight": 1.0,
-        "adversarial.balance_weight": 1.0,
-        "adversarial.replay_ratio": 0.125,
+        "synthesizer_options.objective": "one-minus-js",
+        "synthesizer_options.oh_weight": 1.0,
+        "synthesizer_options.balance_weight": 1.0,
+        "round_loop_options.replay_ratio": 0.125,
         **_UNIFORM,
         "action.replace_fraction": 0.5,
     },

@@ -15,13 +15,14 @@ cached in the memory (no teacher forward pass); with it the distiller relabels e
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ssdkd_env.action import RoundAction
 from ssdkd_env.common.images import predict_logits
 from ssdkd_env.methods.base import (
     ROUND_LOOPS,
-    RoundConfig,
     RoundContext,
     RoundLoop,
     RoundOutcome,
@@ -38,7 +39,7 @@ class SynthesizeThenReplay(RoundLoop):
 
     @classmethod
     def action_fields(
-        cls, config: RoundConfig, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
+        cls, options: Any, synthesizer: type[BaseSynthesizer], memory: type[BaseMemory] | None
     ) -> tuple[str, ...]:
         memory_fields = () if memory is None else (*memory.sample_fields, *memory.insert_fields)
         return ("synth_budget", *synthesizer.action_fields, *memory_fields)
@@ -52,7 +53,7 @@ class SynthesizeThenReplay(RoundLoop):
         )
         s_logits = predict_logits(ctx.student, synth.images, precision=cfg.precision)
         priorities = distiller.discrepancy(synth.teacher_logits, s_logits)
-        memory.insert(synth.images, synth.teacher_logits, priorities, action.replace_fraction, action.eviction)
+        memory.insert(synth.images, synth.teacher_logits, priorities, **decisions(action, memory.insert_fields))
         sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss, discrepancy, agreement
         for _ in range(cfg.kd_steps):
             batch = memory.sample(cfg.distiller.batch_size, ctx.device_rng, **decisions(action, memory.sample_fields))

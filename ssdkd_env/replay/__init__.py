@@ -4,8 +4,8 @@ PRE-DFKD's generative pseudo replay."""
 from ssdkd_env.replay.base import MEMORIES, NO_MEMORY, BaseMemory, BufferBatch, memory_names
 from ssdkd_env.replay.buffer import GrowingPool, ReplayBuffer
 from ssdkd_env.replay.condensed import CondensedPool
-from ssdkd_env.replay.config import EVICTION_RULES, EvictionRule, VAEConfig
-from ssdkd_env.replay.generative import GenerativeReplay
+from ssdkd_env.replay.config import EVICTION_RULES, EvictionRule
+from ssdkd_env.replay.generative import GenerativeReplay, VAEConfig
 
 __all__ = [
     "EVICTION_RULES",

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from ssdkd_env.common.validation import NoOptions, Validated
 from ssdkd_env.observation import ObsField
 from ssdkd_env.registry import Registry
-from ssdkd_env.replay.config import EvictionRule
 
 if TYPE_CHECKING:
     from ssdkd_env.context import RunContext
@@ -34,7 +34,9 @@ class BufferBatch:
 
 
 class BaseMemory(ABC):
-    """Synthetic samples kept across rounds. Subclasses register a factory in ``MEMORIES``.
+    """Synthetic samples kept across rounds. Subclasses register themselves in ``MEMORIES``; a run
+    builds its memory with :meth:`build` from the memory's options (an instance of its ``Config``:
+    the run configuration's ``memory_options``) and the run's context.
 
     ``sample_fields`` names the round decisions (``RoundAction`` fields) that :meth:`sample` takes as
     keywords; ``insert_fields`` those that :meth:`insert` acts on. Round loops pass a memory only
@@ -43,25 +45,19 @@ class BaseMemory(ABC):
 
     capacity: int
     size: int
+    Config: ClassVar[type[Validated]] = NoOptions
     sample_fields: ClassVar[tuple[str, ...]] = ()
     insert_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod
-    def from_context(cls, ctx: RunContext) -> BaseMemory:
-        """Build the memory of a run (capacity and shapes from the run's config and task)."""
+    def build(cls, options: Any, ctx: RunContext) -> BaseMemory:
+        """The memory of a run: ``options`` (an instance of ``cls.Config``), capacity and shapes from ``ctx``."""
 
     @abstractmethod
-    def insert(
-        self,
-        images: torch.Tensor,
-        teacher_logits: torch.Tensor,
-        priorities: torch.Tensor,
-        replace_fraction: float = 1.0,
-        rule: EvictionRule = "lowest",
-    ) -> torch.Tensor:
-        """Add new samples (evicting by ``rule``, at most ``replace_fraction`` of the capacity);
-        returns the slots written."""
+    def insert(self, images: torch.Tensor, teacher_logits: torch.Tensor, priorities: torch.Tensor) -> torch.Tensor:
+        """Add new samples; returns the slots written (a memory that declares ``insert_fields``, such as
+        the replay buffer's replacement share and eviction rule, takes them as keywords)."""
 
     @abstractmethod
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> BufferBatch:

@@ -63,9 +63,9 @@ class ReplayBuffer(BaseMemory):
         teacher_logits: torch.Tensor,
         priorities: torch.Tensor,
         replace_fraction: float = 1.0,
-        rule: EvictionRule = "lowest",
+        eviction: EvictionRule = "lowest",
     ) -> torch.Tensor:
-        """Add new samples: fill empty slots first, then evict by ``rule``.
+        """Add new samples: fill empty slots first, then evict by the ``eviction`` rule.
 
         At most ``ceil(replace_fraction * capacity)`` occupied slots are overwritten in one call
         (the partial update of SSD-KD); surplus new samples are dropped. Returns the slots written.
@@ -77,7 +77,7 @@ class ReplayBuffer(BaseMemory):
         budget = min(n_new - free, int(round(replace_fraction * self.capacity)))
         slots = torch.arange(self.size, self.size + free, device=self.device)
         if budget > 0:
-            slots = torch.cat([slots, self.eviction_order(rule)[:budget]])
+            slots = torch.cat([slots, self.eviction_order(eviction)[:budget]])
         k = slots.numel()
         self.images[slots] = images[:k].to(self.device, self.images.dtype)
         self.teacher_logits[slots] = teacher_logits[:k].to(self.device, self.teacher_logits.dtype)
@@ -147,12 +147,13 @@ class ReplayBuffer(BaseMemory):
         return BufferBatch(index, self.images[index], self.teacher_logits[index], weights)
 
     @classmethod
-    def from_context(cls, ctx: RunContext) -> ReplayBuffer:
-        return cls(cls.capacity_for(ctx), **_buffer_args(ctx))
+    def build(cls, options: Any, ctx: RunContext) -> ReplayBuffer:
+        return cls(cls.capacity_for(options, ctx), **_buffer_args(ctx))
 
-    @staticmethod
-    def capacity_for(ctx: RunContext) -> int:
-        return ctx.config.buffer_size
+    @classmethod
+    def capacity_for(cls, options: Any, ctx: RunContext) -> int:
+        """The slots of a run's buffer: its ``buffer_size`` (a variant may read its options)."""
+        return ctx.buffer_size
 
     def predicted_classes(self) -> torch.Tensor:
         """Teacher's predicted class of every occupied slot (a representative one for dense outputs)."""
@@ -238,8 +239,8 @@ class ReplayBuffer(BaseMemory):
 class GrowingPool(ReplayBuffer):
     """Fast's pool (Fang et al., 2022): every synthesised sample is kept, nothing is evicted.
 
-    Sized for the run's rounds at the configured budget; ``replace_fraction`` and the eviction
-    ``rule`` are ignored (nothing is replaced).
+    Sized for the run's rounds at the configured budget; it declares no insert decisions (nothing is
+    replaced), and ignores a ``replace_fraction`` or ``eviction`` given to it.
     """
 
     insert_fields = ()
@@ -250,23 +251,23 @@ class GrowingPool(ReplayBuffer):
         teacher_logits: torch.Tensor,
         priorities: torch.Tensor,
         replace_fraction: float = 0.0,
-        rule: EvictionRule = "lowest",
+        eviction: EvictionRule = "lowest",
     ) -> torch.Tensor:
-        return super().insert(images, teacher_logits, priorities, 0.0, rule)
+        return super().insert(images, teacher_logits, priorities, 0.0, eviction)
 
-    @staticmethod
-    def capacity_for(ctx: RunContext) -> int:
-        return ctx.config.rounds * ctx.config.action.synth_budget
+    @classmethod
+    def capacity_for(cls, options: Any, ctx: RunContext) -> int:
+        """Every sample of the run: its rounds times the configured round's budget."""
+        return ctx.rounds * ctx.synth_budget
 
 
 def _buffer_args(ctx: RunContext) -> dict[str, Any]:
-    task = ctx.task
     return {
-        "image_shape": task.input_shape,
-        "num_classes": task.num_classes,
+        "image_shape": ctx.input_shape,
+        "num_classes": ctx.num_classes,
         "device": ctx.device,
         "kind": ctx.kind,
-        "output_shape": ctx.kind.output_shape(task.num_classes, task.input_shape),
+        "output_shape": ctx.kind.output_shape(ctx.num_classes, ctx.input_shape),
     }
 
 

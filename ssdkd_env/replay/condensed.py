@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,13 +27,13 @@ class CondensedPool(GrowingPool):
     condensed: int  # how many of the first slots hold condensed samples
 
     @classmethod
-    def from_context(cls, ctx: RunContext) -> CondensedPool:
-        condensed = load_condensed(ctx.config.condensed.path, ctx.task)
+    def build(cls, options: Any, ctx: RunContext) -> CondensedPool:
+        condensed = load_condensed(ctx.condensed_path, ctx.require_task("the condensed pool"))
         n = condensed.images.shape[0]
-        pool = cls(cls.capacity_for(ctx) + n, **_buffer_args(ctx))
+        pool = cls(cls.capacity_for(options, ctx) + n, **_buffer_args(ctx))
         images = condensed.images.to(ctx.device)
         with torch.no_grad():
-            logits = predict_logits(ctx.teacher, images, precision=ctx.config.precision)
+            logits = predict_logits(ctx.teacher, images, precision=ctx.precision)
         pool.insert(images, logits, torch.ones(n, device=ctx.device))
         pool.condensed = n
         return pool

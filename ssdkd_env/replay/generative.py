@@ -18,7 +18,7 @@ Mapping onto the memory interface (:class:`~ssdkd_env.replay.base.BaseMemory`):
   the same capacity would write (its free slots, then ``round(replace_fraction * capacity)``
   replacements) scales the batch's VAE steps, ``round(train_steps * share)``, at least one when
   any sample counts. While the memory fills, every batch gets all ``train_steps``.
-- The eviction ``rule`` and the ``priorities`` are ignored: there are no slots to evict and no
+- It takes no eviction rule and ignores the ``priorities``: there are no slots to evict and no
   priorities; :meth:`sample` takes no decisions (importance weights are ones) and
   :meth:`update_priorities` does nothing. Of the round's decisions it declares ``replace_fraction`` only.
 - :meth:`insert` returns ``arange(counted)``: as many pseudo-slots as new samples counted (indices
@@ -28,19 +28,19 @@ Mapping onto the memory interface (:class:`~ssdkd_env.replay.base.BaseMemory`):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ssdkd_env.common.images import predict_logits
-from ssdkd_env.common.precision import Precision, autocast_for
+from ssdkd_env.common.precision import autocast_for
+from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.models.generator import _channel_buffer
 from ssdkd_env.models.init import seeded
 from ssdkd_env.observation import ObsField
 from ssdkd_env.replay.base import MEMORIES, BaseMemory, BufferBatch
-from ssdkd_env.replay.config import EvictionRule, VAEConfig
-from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,6 +49,19 @@ if TYPE_CHECKING:
 
 PREVIEW_SIZE = 100  # decoded images returned by contents() (fixed latents: grids comparable over rounds)
 LOGVAR_LIMIT = 10.0  # the encoder's log-variance is clamped to [-limit, limit] (no overflow in exp)
+
+
+@dataclass
+class VAEConfig(Validated):
+    """The VAE of PRE-DFKD's generative replay memory (memory ``"vae"``)."""
+
+    latent: int = spec(64, ge=1)  # latent dimensions
+    width: int = spec(32, ge=1)  # channels of the first encoder / last decoder layer (twice that inside)
+    lr: float = spec(1e-3, ge=0)  # Adam
+    train_steps: int = spec(20, ge=0)  # VAE steps per inserted batch (scaled by the share that counts)
+    batch_size: int = spec(64, ge=1)  # mini-batch of each VAE step, drawn from the inserted batch
+    kl_weight: float = spec(1e-5, ge=0)  # the paper's weight of the KL term
+    teacher_weight: float = spec(1.0, ge=0)  # weight of L1(T(x_hat), T(x))
 
 
 class ConvVAE(nn.Module):
@@ -113,58 +126,35 @@ class GenerativeReplay(BaseMemory):
 
     insert_fields = ("replace_fraction",)
 
-    def __init__(
-        self,
-        capacity: int,
-        image_shape: tuple[int, int, int],
-        num_classes: int,
-        teacher: nn.Module,
-        config: VAEConfig,
-        init_rng: torch.Generator,
-        generator: torch.Generator,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        device: torch.device | str = "cpu",
-        kind: TaskKind | None = None,
-        precision: Precision = "fp32",
-    ) -> None:
-        """``teacher``: labels decoded samples and gives the teacher term (frozen: no gradient
-        reaches its weights); ``init_rng``: the VAE's initial weights and the preview latents;
-        ``generator``: every draw of training (mini-batches, reparameterisation noise), on the
-        device; ``mean`` / ``std``: the task's normalisation; ``precision``: the teacher's passes."""
-        if capacity < 1:
+    Config = VAEConfig
+
+    def __init__(self, options: VAEConfig, ctx: RunContext) -> None:
+        """A VAE of capacity ``ctx.buffer_size`` over ``ctx``'s shapes. ``ctx.teacher`` labels decoded
+        samples and gives the teacher term (frozen: no gradient reaches its weights);
+        ``ctx.init_rng`` draws the VAE's initial weights and the preview latents; ``ctx.device_rng``
+        every draw of training (mini-batches, reparameterisation noise), on the device;
+        ``ctx.precision`` is the teacher's passes'."""
+        if ctx.buffer_size < 1:
             raise ValueError("capacity must be positive")
-        self.capacity, self.num_classes, self.config = capacity, num_classes, config
-        self.teacher, self.generator, self.precision = teacher, generator, precision
-        self.kind = kind or TASK_KINDS.get("classification")
-        self.device = torch.device(device)
-        self.vae = seeded(lambda: ConvVAE(image_shape, config.latent, config.width, mean, std), init_rng)
+        config = options
+        self.capacity, self.num_classes, self.config = ctx.buffer_size, ctx.num_classes, config
+        self.teacher, self.generator, self.precision = ctx.teacher, ctx.step_rng, ctx.precision
+        self.kind = ctx.kind
+        self.device = ctx.device
+        image_shape, mean, std = ctx.input_shape, ctx.mean, ctx.std
+        self.vae = seeded(lambda: ConvVAE(image_shape, config.latent, config.width, mean, std), ctx.init_rng)
         self.vae = self.vae.to(self.device)
         self.optimizer = torch.optim.Adam(self.vae.parameters(), lr=config.lr)
-        self.preview_z = torch.randn(PREVIEW_SIZE, config.latent, generator=init_rng).to(self.device)
-        self.histogram = torch.zeros(num_classes, device=self.device)
+        self.preview_z = torch.randn(PREVIEW_SIZE, config.latent, generator=ctx.init_rng).to(self.device)
+        self.histogram = torch.zeros(ctx.num_classes, device=self.device)
         self.last_losses = torch.zeros(3, device=self.device)  # reconstruction, teacher term, KL per latent dim
         self.size = 0
         self.inserted = 0  # samples inserted so far
         self.steps = 0  # VAE steps so far
 
     @classmethod
-    def from_context(cls, ctx: RunContext) -> GenerativeReplay:
-        task = ctx.task
-        return cls(
-            ctx.config.buffer_size,
-            task.input_shape,
-            task.num_classes,
-            ctx.teacher,
-            ctx.config.vae,
-            ctx.init_rng,
-            ctx.device_rng,
-            task.mean,
-            task.std,
-            ctx.device,
-            ctx.kind,
-            ctx.config.precision,
-        )
+    def build(cls, options: VAEConfig, ctx: RunContext) -> GenerativeReplay:
+        return cls(options, ctx)
 
     # ----------------------------------------------------------------- writing
     def insert(
@@ -173,10 +163,9 @@ class GenerativeReplay(BaseMemory):
         teacher_logits: torch.Tensor,
         priorities: torch.Tensor,
         replace_fraction: float = 1.0,
-        rule: EvictionRule = "lowest",
     ) -> torch.Tensor:
         """Train the VAE on the new batch for as many steps as the batch counts (module doc);
-        ``priorities`` and ``rule`` are ignored. Returns ``arange`` of the samples that counted."""
+        ``priorities`` are ignored. Returns ``arange`` of the samples that counted."""
         n = images.shape[0]
         counted = min(n, self.capacity - self.size + round(replace_fraction * self.capacity))
         if n == 0 or counted == 0:

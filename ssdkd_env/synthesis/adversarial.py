@@ -17,23 +17,39 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssdkd_env.common.precision import Precision, autocast_for, module_layout, to_layout
+from ssdkd_env.common.precision import autocast_for, module_layout, to_layout
+from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import jensen_shannon
 from ssdkd_env.models import Generator
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
-from ssdkd_env.synthesis.config import AdversarialConfig, GeneratorObjective
-from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from ssdkd_env.context import RunContext
+
+
+GeneratorObjective = Literal["negative", "negative-log1p", "one-minus-js"]
+
+
+@dataclass
+class AdversarialGeneratorConfig(Validated):
+    """The adversarial generator and its loss terms (DFAD's CIFAR settings by default)."""
+
+    nz: int = spec(256, ge=1)
+    ngf: int = spec(64, ge=1)
+    lr: float = spec(1e-3, ge=0)  # Adam
+    objective: GeneratorObjective = "negative"  # -D, -log(1 + D) (DFAD on segmentation), 1 - JS (PRE-DFKD)
+    bn_weight: float = spec(0.0, ge=0)  # teacher BN-statistics constraint (MB-DFKD)
+    oh_weight: float = spec(0.0, ge=0)  # cross-entropy to the teacher's prediction (PRE-DFKD)
+    balance_weight: float = spec(0.0, ge=0)  # class balance: log K - entropy of the batch-mean prediction
 
 
 def generator_objective(mean_discrepancy: torch.Tensor, objective: GeneratorObjective) -> torch.Tensor:
@@ -57,49 +73,28 @@ def class_balance(teacher_logits: torch.Tensor) -> torch.Tensor:
 class AdversarialGenerator(BaseSynthesizer):
     """Fresh images from one generator; :meth:`adversarial_step` moves it towards disagreement."""
 
-    def __init__(
-        self,
-        teacher: nn.Module,
-        img_shape: tuple[int, int, int],
-        config: AdversarialConfig,
-        device: torch.device,
-        init_rng: torch.Generator,
-        device_rng: torch.Generator,
-        precision: Precision = "auto",
-        channels_last: bool = False,
-        kind: TaskKind | None = None,
-    ) -> None:
-        """``init_rng`` draws the generator's initial weights, ``device_rng`` every latent; ``kind``
-        reads the teacher's outputs (default classification)."""
-        self.teacher, self.config, self.device = teacher, config, device
-        self.kind = kind or TASK_KINDS.get("classification")
-        self.device_rng, self.precision, self.channels_last = device_rng, precision, channels_last
+    Config = AdversarialGeneratorConfig
+
+    def __init__(self, options: AdversarialGeneratorConfig, ctx: RunContext) -> None:
+        """``ctx.init_rng`` draws the generator's initial weights, ``ctx.device_rng`` every latent;
+        ``ctx.kind`` reads the teacher's outputs."""
+        config = options
+        self.teacher, self.config, self.device = ctx.teacher, config, ctx.device
+        self.kind = ctx.kind
+        self.device_rng, self.precision, self.channels_last = ctx.step_rng, ctx.precision, ctx.channels_last
+        img_shape = ctx.input_shape
         self.generator = module_layout(
-            seeded(lambda: Generator(config.nz, img_shape, config.ngf, "tanh_bn"), init_rng).to(device), channels_last
+            seeded(lambda: Generator(config.nz, img_shape, config.ngf, "tanh_bn"), ctx.init_rng).to(ctx.device),
+            ctx.channels_last,
         )
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
         # plain batch statistics (no momentum mixing), observed only inside the generator's step
         self.bn_loss = (
-            BNStatsLoss(teacher, momentum=0.0, input_channels=img_shape[0], active=False)
+            BNStatsLoss(ctx.teacher, momentum=0.0, input_channels=img_shape[0], active=False)
             if config.bn_weight > 0
             else None
         )
         self.last_terms: dict[str, torch.Tensor] = {}
-
-    @classmethod
-    def from_context(cls, ctx: RunContext) -> AdversarialGenerator:
-        cfg = ctx.config
-        return cls(
-            ctx.teacher,
-            ctx.task.input_shape,
-            cfg.adversarial,
-            ctx.device,
-            ctx.init_rng,
-            ctx.device_rng,
-            cfg.precision,
-            cfg.channels_last,
-            ctx.kind,
-        )
 
     def _images(self, n: int) -> torch.Tensor:
         z = torch.randn(n, self.config.nz, generator=self.device_rng, device=self.device)

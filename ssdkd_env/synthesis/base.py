@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from ssdkd_env.common.validation import NoOptions, Validated
 from ssdkd_env.registry import Registry
 
 if TYPE_CHECKING:
@@ -41,21 +42,26 @@ class SynthesisResult:
 
 
 class BaseSynthesizer(ABC):
-    """Makes synthetic samples from the teacher. Subclasses register a factory in ``SYNTHESIZERS``.
+    """Makes synthetic samples from the teacher. Subclasses register themselves in ``SYNTHESIZERS``.
 
-    ``action_fields`` names the round decisions of a :class:`SynthesisRequest` (``diversity``,
-    ``difficulty``) that the synthesizer acts on; the environment has a dimension only for those.
+    A synthesizer is built as ``cls(options, ctx)``: ``options`` is an instance of its ``Config`` (the
+    run configuration's ``synthesizer_options``, checked against it), ``ctx`` the run's shared
+    :class:`~ssdkd_env.context.RunContext`. ``action_fields`` names the round decisions of a
+    :class:`SynthesisRequest` (``diversity``, ``difficulty``) that it acts on; the environment has a
+    dimension only for those. ``task_defaults_from`` names the components whose per-task tuning
+    (``TaskSpec.component_defaults``) it takes before its own (a synthesizer that extends another's options).
     """
 
+    Config: ClassVar[type[Validated]] = NoOptions
     action_fields: ClassVar[tuple[str, ...]] = ()
+    task_defaults_from: ClassVar[tuple[str, ...]] = ()
 
-    @classmethod
     @abstractmethod
-    def from_context(cls, ctx: RunContext) -> BaseSynthesizer:
-        """Build the synthesizer of a run."""
+    def __init__(self, options: Any, ctx: RunContext) -> None:
+        """Build the synthesizer of a run from its options and the run's context."""
 
     @classmethod  # noqa: B027  (optional hook: most synthesizers read no input)
-    def check_inputs(cls, ctx: RunContext) -> None:
+    def check_inputs(cls, options: Any, ctx: RunContext) -> None:
         """Fail with a :class:`~ssdkd_env.errors.UserError` when an input the run needs is missing,
         before the run's expensive set-up (the probe's inversion)."""
 

@@ -13,22 +13,34 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssdkd_env.common.precision import Precision, autocast_for, to_layout
-from ssdkd_env.condensation import CondensedSet, load_condensed
+from ssdkd_env.common.precision import autocast_for, to_layout
+from ssdkd_env.common.validation import spec
+from ssdkd_env.condensation import load_condensed
 from ssdkd_env.errors import UserError
 from ssdkd_env.models.init import seeded
 from ssdkd_env.synthesis.base import SYNTHESIZERS, SynthesisRequest, SynthesisResult
-from ssdkd_env.synthesis.config import CondensedConfig, SynthesisConfig
+from ssdkd_env.synthesis.config import SynthesisConfig
 from ssdkd_env.synthesis.synthesizer import MetaGeneratorSynthesizer
 
 if TYPE_CHECKING:
     from ssdkd_env.context import RunContext
+
+
+@dataclass
+class CondensedGuidedConfig(SynthesisConfig):
+    """The meta-generator's options, and the discriminator that compares condensed and synthetic samples."""
+
+    disc_weight: float = spec(1.0, ge=0)  # weight of the generator's fool-the-discriminator term (0: off)
+    disc_lr: float = spec(1e-3, ge=0)  # the discriminator's Adam learning rate (betas 0.5/0.999)
+    disc_hidden: int = spec(256, ge=1)  # width of the discriminator's hidden layers
+    disc_steps: int = spec(1, ge=1)  # discriminator steps per round
 
 
 def final_linear(model: nn.Module) -> nn.Linear:
@@ -118,69 +130,32 @@ class CondensedGuidedSynthesizer(MetaGeneratorSynthesizer):
     discriminator takes ``disc_steps`` Adam steps on the condensed features against those of the
     round's images, each conditioned on its class (loss ``disc_d``)."""
 
-    def __init__(
-        self,
-        teacher: nn.Module,
-        student: nn.Module | None,
-        img_shape: tuple[int, int, int],
-        num_classes: int,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        config: SynthesisConfig,
-        guide: CondensedConfig,
-        condensed: CondensedSet,
-        device: torch.device,
-        rng: torch.Generator,
-        init_rng: torch.Generator,
-        device_rng: torch.Generator | None = None,
-        precision: Precision = "auto",
-        channels_last: bool = False,
-    ) -> None:
-        """``condensed``: the samples the discriminator calls real; its weights come from ``init_rng``
-        after the generators'. The other arguments are :class:`MetaGeneratorSynthesizer`'s."""
-        super().__init__(
-            teacher,
-            student,
-            img_shape,
-            num_classes,
-            mean,
-            std,
-            config,
-            device,
-            rng,
-            init_rng,
-            device_rng,
-            precision,
-            channels_last,
-        )
-        self.guide = guide
-        self.features = PenultimateFeatures(teacher)
-        self.real_labels = condensed.labels.to(device)
-        self.real_features = self._teacher_features(to_layout(condensed.images.to(device), channels_last))
-        self.disc = seeded(lambda: ProjectionDiscriminator(self.features.dim, num_classes, guide.disc_hidden), init_rng)
-        self.disc = self.disc.to(device)
-        self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=guide.disc_lr, betas=(0.5, 0.999))
+    Config = CondensedGuidedConfig
+    task_defaults_from = ("meta-generator",)
+
+    def __init__(self, options: CondensedGuidedConfig, ctx: RunContext) -> None:
+        """The condensed samples (``ctx.condensed_path``) are what the discriminator calls real; its
+        weights come from ``ctx.init_rng`` after the generators'. The rest is
+        :class:`MetaGeneratorSynthesizer`'s."""
+        self.check_inputs(options, ctx)
+        condensed = load_condensed(ctx.condensed_path, ctx.require_task("the condensed-guided synthesizer"))
+        super().__init__(options, ctx)
+        self.guide = options
+        self.features = PenultimateFeatures(ctx.teacher)
+        self.real_labels = condensed.labels.to(ctx.device)
+        self.real_features = self._teacher_features(to_layout(condensed.images.to(ctx.device), ctx.channels_last))
+        hidden, num_classes = options.disc_hidden, ctx.num_classes
+        self.disc = seeded(lambda: ProjectionDiscriminator(self.features.dim, num_classes, hidden), ctx.init_rng)
+        self.disc = self.disc.to(ctx.device)
+        self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=options.disc_lr, betas=(0.5, 0.999))
 
     @classmethod
-    def from_context(cls, ctx: RunContext) -> CondensedGuidedSynthesizer:
-        task, config = ctx.task, ctx.config
-        return cls(
-            ctx.teacher,
-            ctx.student,
-            task.input_shape,
-            task.num_classes,
-            task.mean,
-            task.std,
-            config.synthesis,
-            config.condensed,
-            load_condensed(config.condensed.path, task),
-            ctx.device,
-            ctx.rng,
-            ctx.init_rng,
-            ctx.device_rng,
-            config.precision,
-            config.channels_last,
-        )
+    def check_inputs(cls, options: CondensedGuidedConfig, ctx: RunContext) -> None:
+        """Condensed samples are class images: a dense (segmentation) task is refused."""
+        if ctx.kind.name != "classification":
+            raise UserError(
+                f"the condensed-guided synthesizer (csmi) needs a classification task; this one is {ctx.kind.name}"
+            )
 
     def _teacher_features(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's penultimate features of ``images`` (fp32, without gradient)."""

@@ -22,23 +22,41 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
 from ssdkd_env.common.images import random_hflip, random_translate
-from ssdkd_env.common.precision import Precision, autocast_for, to_layout
+from ssdkd_env.common.precision import autocast_for, to_layout
+from ssdkd_env.common.validation import Validated, spec
 from ssdkd_env.losses import jensen_shannon
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss
-from ssdkd_env.synthesis.config import PixelInversionConfig
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets
 from ssdkd_env.synthesis.synthesizer import _frozen, total_variation
-from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from ssdkd_env.context import RunContext
+
+
+@dataclass
+class PixelInversionConfig(Validated):
+    """DeepInversion's optimisation and loss weights. The defaults are its CIFAR-10 settings (2k
+    iterations, lr 0.05, BN weight 10, no adaptive term); the prior weights are this project's own,
+    for priors that are means."""
+
+    iterations: int = spec(2000, ge=1)  # Adam steps on the pixels of each batch
+    lr: float = spec(0.05, ge=0)  # Adam learning rate of the pixels
+    bn_weight: float = spec(10.0, ge=0)  # BN-statistics loss (DeepInversion's r_feature)
+    oh_weight: float = spec(1.0, ge=0)  # cross-entropy to the drawn targets
+    tv_l1: float = spec(0.0, ge=0)  # total variation, mean absolute neighbour difference
+    tv_l2: float = spec(1e-3, ge=0)  # total variation, mean squared neighbour difference
+    l2_weight: float = spec(0.0, ge=0)  # mean per-image L2 norm of the (normalised) pixels
+    adaptive_weight: float = spec(0.0, ge=0)  # 1 - JS(p_T, p_S) with the frozen student (ADI; 0 = plain DI)
+    jitter: int = spec(2, ge=0)  # random translation, in pixels, of what the losses see
+    flip: bool = False  # random horizontal flips of what the losses see (natural images)
 
 
 def total_variation_l2(images: torch.Tensor) -> torch.Tensor:
@@ -53,49 +71,19 @@ class PixelInversion(BaseSynthesizer):
 
     action_fields = ("diversity", "difficulty")
 
-    def __init__(
-        self,
-        teacher: nn.Module,
-        student: nn.Module | None,
-        img_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        config: PixelInversionConfig,
-        device: torch.device,
-        rng: torch.Generator,
-        device_rng: torch.Generator,
-        precision: Precision = "auto",
-        channels_last: bool = False,
-        kind: TaskKind | None = None,
-    ) -> None:
-        """``rng`` draws targets and the initial noise (on the CPU); ``device_rng`` the jitter and
-        flips of every step. Forward passes run at ``precision``, the losses in fp32; ``kind``
-        reads the teacher's outputs (default classification)."""
-        self.teacher, self.student, self.img_shape = teacher, student, img_shape
-        self.kind = kind or TASK_KINDS.get("classification")
-        self.config, self.device, self.rng, self.device_rng = config, device, rng, device_rng
-        self.precision, self.channels_last = precision, channels_last
-        m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        s = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        self.low, self.high = (0 - m) / s, (1 - m) / s  # the image range [0, 1], normalised
+    Config = PixelInversionConfig
 
-    @classmethod
-    def from_context(cls, ctx: RunContext) -> PixelInversion:
-        task, cfg = ctx.task, ctx.config
-        return cls(
-            ctx.teacher,
-            ctx.student,
-            task.input_shape,
-            task.mean,
-            task.std,
-            cfg.pixel,
-            ctx.device,
-            ctx.rng,
-            ctx.device_rng,
-            cfg.precision,
-            cfg.channels_last,
-            ctx.kind,
-        )
+    def __init__(self, options: PixelInversionConfig, ctx: RunContext) -> None:
+        """``ctx.rng`` draws targets and the initial noise (on the CPU); ``ctx.device_rng`` the jitter
+        and flips of every step. Forward passes run at ``ctx.precision``, the losses in fp32;
+        ``ctx.kind`` reads the teacher's outputs."""
+        self.teacher, self.student, self.img_shape = ctx.teacher, ctx.student, ctx.input_shape
+        self.kind = ctx.kind
+        self.config, self.device, self.rng, self.device_rng = options, ctx.device, ctx.rng, ctx.step_rng
+        self.precision, self.channels_last = ctx.precision, ctx.channels_last
+        m = torch.tensor(ctx.mean, device=ctx.device).view(1, -1, 1, 1)
+        s = torch.tensor(ctx.std, device=ctx.device).view(1, -1, 1, 1)
+        self.low, self.high = (0 - m) / s, (1 - m) / s  # the image range [0, 1], normalised
 
     def weights(self) -> dict[str, float]:
         """The weight of each loss term, by the names :meth:`objective` reports."""

@@ -10,19 +10,27 @@ the price of having no data, and this row's gap to the teacher is the price of t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn as nn
 
 from ssdkd_env.common.images import normalize_uint8
-from ssdkd_env.common.precision import Precision, autocast_for, to_layout
+from ssdkd_env.common.precision import autocast_for, to_layout
+from ssdkd_env.common.validation import Validated
 from ssdkd_env.errors import UserError
 from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisRequest, SynthesisResult
-from ssdkd_env.tasks.kinds import TaskKind
 
 if TYPE_CHECKING:
     from ssdkd_env.context import RunContext
+
+
+@dataclass
+class RealDataConfig(Validated):
+    """Where ``kd-real`` reads the task's training split (``train/distill.py`` fills it from
+    ``--data-root``; tasks whose data ships with a package need none)."""
+
+    data_root: str | None = None
 
 
 class RealImageSampler(BaseSynthesizer):
@@ -30,49 +38,26 @@ class RealImageSampler(BaseSynthesizer):
     within a round), normalised as the models expect, with the teacher's outputs and its
     predicted classes as targets. It makes nothing and reports no losses."""
 
-    def __init__(
-        self,
-        teacher: nn.Module,
-        images: torch.Tensor,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        kind: TaskKind,
-        device: torch.device,
-        rng: torch.Generator,
-        precision: Precision = "fp32",
-        channels_last: bool = False,
-    ) -> None:
-        """``images`` are the training split as ``uint8`` [N, C, H, W]; ``rng`` (on the CPU)
-        draws which of them each round takes."""
+    Config = RealDataConfig
+
+    def __init__(self, options: RealDataConfig, ctx: RunContext, images: torch.Tensor | None = None) -> None:
+        """``images``: the training split as ``uint8`` [N, C, H, W] (default: ``ctx.task``'s, read
+        from ``options.data_root``); ``ctx.rng`` (on the CPU) draws which of them each round takes."""
+        if images is None:
+            self.check_inputs(options, ctx)
+            images = ctx.require_task("the real-images synthesizer").load(options.data_root, train=True).images
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[0] == 0:
             raise ValueError("images must be a non-empty uint8 tensor of shape [N, C, H, W]")
-        self.teacher, self.kind, self.device, self.rng = teacher, kind, device, rng
-        self.images = images.to(device)
-        self.mean, self.std = mean, std
-        self.precision, self.channels_last = precision, channels_last
+        self.teacher, self.kind, self.device, self.rng = ctx.teacher, ctx.kind, ctx.device, ctx.rng
+        self.images = images.to(ctx.device)
+        self.mean, self.std = ctx.mean, ctx.std
+        self.precision, self.channels_last = ctx.precision, ctx.channels_last
 
     @classmethod
-    def check_inputs(cls, ctx: RunContext) -> None:
-        task, cfg = ctx.task, ctx.config
-        if task.needs_data_root and cfg.real.data_root is None:
-            raise UserError(f"method {cfg.method} distils on the real training images of {task.name}: give --data-root")
-
-    @classmethod
-    def from_context(cls, ctx: RunContext) -> RealImageSampler:
-        task, cfg = ctx.task, ctx.config
-        cls.check_inputs(ctx)
-        train = task.load(cfg.real.data_root, train=True)
-        return cls(
-            ctx.teacher,
-            train.images,
-            task.mean,
-            task.std,
-            ctx.kind,
-            ctx.device,
-            ctx.rng,
-            cfg.precision,
-            cfg.channels_last,
-        )
+    def check_inputs(cls, options: RealDataConfig, ctx: RunContext) -> None:
+        task = ctx.require_task("the real-images synthesizer")
+        if task.needs_data_root and options.data_root is None:
+            raise UserError(f"kd-real distils on the real training images of {task.name}: give --data-root")
 
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
         """``request.n`` training images: a fresh permutation per round, repeated when ``n`` exceeds the

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ssdkd_env.common.images import random_hflip, random_translate
-from ssdkd_env.common.precision import Precision, autocast_for, module_layout, to_layout
+from ssdkd_env.common.precision import autocast_for, module_layout, to_layout
 from ssdkd_env.losses import per_sample_kl
 from ssdkd_env.models import Generator
 from ssdkd_env.models.init import seeded
@@ -27,7 +27,6 @@ from ssdkd_env.synthesis.base import SYNTHESIZERS, BaseSynthesizer, SynthesisReq
 from ssdkd_env.synthesis.bn_hooks import BNStatsLoss, MomentumBuffer
 from ssdkd_env.synthesis.config import SynthesisConfig
 from ssdkd_env.synthesis.modulation import diversity_class_probs, draw_targets
-from ssdkd_env.tasks.kinds import TASK_KINDS, TaskKind
 
 if TYPE_CHECKING:
     from ssdkd_env.context import RunContext
@@ -59,42 +58,30 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
 
     action_fields = ("diversity", "difficulty")
 
-    def __init__(
-        self,
-        teacher: nn.Module,
-        student: nn.Module | None,
-        img_shape: tuple[int, int, int],
-        num_classes: int,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        config: SynthesisConfig,
-        device: torch.device,
-        rng: torch.Generator,
-        init_rng: torch.Generator,
-        device_rng: torch.Generator | None = None,
-        precision: Precision = "auto",
-        channels_last: bool = False,
-        kind: TaskKind | None = None,
-    ) -> None:
-        """``rng`` draws targets and latents; ``init_rng`` the generators' initial weights;
-        ``device_rng`` (default ``rng``) the augmentation of every step. Forward passes run at
-        ``precision``, the losses in fp32; ``channels_last`` is the layout of generators and images;
-        ``kind`` reads the teacher's outputs (default classification; its class loss is phi's)."""
-        self.teacher, self.student = teacher, student
-        self.kind = kind or TASK_KINDS.get("classification")
-        self.num_classes = num_classes
+    Config = SynthesisConfig
+
+    def __init__(self, options: SynthesisConfig, ctx: RunContext) -> None:
+        """Generators over ``ctx``'s shapes: ``ctx.rng`` draws targets and latents, ``ctx.init_rng`` the
+        generators' initial weights, ``ctx.device_rng`` the augmentation of every step. Forward passes
+        run at ``ctx.precision``, the losses in fp32; ``ctx.kind`` reads the teacher's outputs (its class
+        loss is phi's). Without ``ctx.student`` there is no adversarial term (the probe's inversion)."""
+        config = options
+        self.teacher, self.student = ctx.teacher, ctx.student
+        self.kind = ctx.kind
+        self.num_classes = ctx.num_classes
         self.config = config
-        self.device = device
-        self.rng = rng
-        self.device_rng = rng if device_rng is None else device_rng
-        self.precision, self.channels_last = precision, channels_last
-        labels = num_classes if config.conditional else 0
+        self.device = ctx.device
+        self.rng = ctx.rng
+        self.device_rng = ctx.step_rng
+        self.precision, self.channels_last = ctx.precision, ctx.channels_last
+        labels = ctx.num_classes if config.conditional else 0
+        img_shape, mean, std = ctx.input_shape, ctx.mean, ctx.std
         self.metas = [
             module_layout(
-                seeded(lambda: Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std, labels), init_rng).to(
-                    device
-                ),
-                channels_last,
+                seeded(
+                    lambda: Generator(config.nz, img_shape, config.ngf, "sigmoid", mean, std, labels), ctx.init_rng
+                ).to(ctx.device),
+                ctx.channels_last,
             )
             for _ in range(config.generators)
         ]
@@ -102,30 +89,10 @@ class MetaGeneratorSynthesizer(BaseSynthesizer):
         self.meta_optimizers = [
             torch.optim.Adam(meta.parameters(), lr=config.meta_lr, betas=(0.5, 0.999)) for meta in self.metas
         ]
-        self.bn_loss = BNStatsLoss(teacher, config.bn_momentum, input_channels=img_shape[0], active=False)
+        self.bn_loss = BNStatsLoss(ctx.teacher, config.bn_momentum, input_channels=img_shape[0], active=False)
         # each meta-generator matches the statistics against its own momentum buffers
         self.bn_buffers: list[list[MomentumBuffer]] = [self.bn_loss.momentum_buffers for _ in self.metas]
         self.pretrain_bn_losses: list[list[float]] = []  # each generator's BN loss, step by step, in pre-training
-
-    @classmethod
-    def from_context(cls, ctx: RunContext) -> MetaGeneratorSynthesizer:
-        task = ctx.task
-        return cls(
-            ctx.teacher,
-            ctx.student,
-            task.input_shape,
-            task.num_classes,
-            task.mean,
-            task.std,
-            ctx.config.synthesis,
-            ctx.device,
-            ctx.rng,
-            ctx.init_rng,
-            ctx.device_rng,
-            ctx.config.precision,
-            ctx.config.channels_last,
-            ctx.kind,
-        )
 
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
         """Run one round of inversion for ``request.n`` new samples.

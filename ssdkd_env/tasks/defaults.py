@@ -1,8 +1,11 @@
-"""Engine defaults shared by several tasks: dotted configuration keys (``"distiller.lr"``).
+"""Engine defaults shared by several tasks.
 
-A task's ``TaskSpec.engine_defaults`` are applied to the engine's dataclass defaults before a
-method's preset (``ssdkd_env.engine.config.make_config``); anything not named keeps the dataclass
-default. Keys are checked when a configuration is built, so this module needs nothing of the engine.
+A task's ``TaskSpec.engine_defaults`` are dotted keys of the run's configuration (``"distiller.lr"``);
+its ``TaskSpec.component_defaults`` are options by component name (``{"meta-generator": {"g_steps": 5}}``),
+applied to a run only when it uses that component (the probe's inversion takes the meta-generator's).
+Both are applied to the dataclass defaults before a method's preset
+(``ssdkd_env.engine.config.make_config``); anything not named keeps its default. Keys are checked when
+a configuration is built, so this module needs nothing of the engine.
 """
 
 from __future__ import annotations
@@ -24,10 +27,8 @@ LENET_DEFAULTS: dict[str, Any] = {
     "distiller.augment_shift": 2,
     "distiller.augment_shrink": 0.5,
     "distiller.augment_mixup": 0.5,
-    "synthesis.g_steps": 10,
-    "synthesis.ngf": 8,
-    "synthesis.generators": 4,
 }
+LENET_COMPONENTS: dict[str, dict[str, Any]] = {"meta-generator": {"g_steps": 10, "ngf": 8, "generators": 4}}
 
 # Fast's CIFAR student recipe (Fang et al., AAAI 2022): KL at temperature 20 (scaled by T^2), SGD at 0.2.
 # A task default, so it holds for every method on the task (DFAD's own CIFAR rate is 0.1:
@@ -51,14 +52,18 @@ CIFAR_CPU_DEFAULTS: dict[str, Any] = {
     "action.synth_budget": 256,
     "distiller.augment_shift": 4,
     "distiller.augment_flip": True,
-    "synthesis.g_steps": 5,
-    "synthesis.augment_shift": 4,
-    "synthesis.augment_flip": True,
-    "synthesis.adv_weight": 1.1,
-    "synthesis.oh_weight": 2.0,
-    "synthesis.ngf": 32,
-    "synthesis.conditional": True,
-    "pixel.flip": True,
+}
+CIFAR_CPU_COMPONENTS: dict[str, dict[str, Any]] = {
+    "meta-generator": {
+        "g_steps": 5,
+        "augment_shift": 4,
+        "augment_flip": True,
+        "adv_weight": 1.1,
+        "oh_weight": 2.0,
+        "ngf": 32,
+        "conditional": True,
+    },
+    "pixel-inversion": {"flip": True},
 }
 
 # CIFAR at the paper's scale (ResNet-34 -> ResNet-18): Fast's CIFAR schedule and losses for a ResNet-34
@@ -69,9 +74,10 @@ CIFAR_PAPER_DEFAULTS: dict[str, Any] = {
     "kd_steps": 400,
     "buffer_size": 5000,
     "action.synth_budget": 256,
-    "synthesis.adv_weight": 1.33,
-    "synthesis.warmup_rounds": 20,
-    "pixel.flip": True,
+}
+CIFAR_PAPER_COMPONENTS: dict[str, dict[str, Any]] = {
+    "meta-generator": {"adv_weight": 1.33, "warmup_rounds": 20},
+    "pixel-inversion": {"flip": True},
 }
 
 # Segmentation at CPU scale (U-Net pairs): two generator steps a round (Fast2's; five gave lower student
@@ -81,31 +87,25 @@ CIFAR_PAPER_DEFAULTS: dict[str, Any] = {
 SEGMENTATION_CPU_DEFAULTS: dict[str, Any] = {
     "probe_size": 64,
     "probe_rounds": 2,
-    "synthesis.nz": 128,
-    "synthesis.ngf": 32,
-    "synthesis.g_steps": 2,
-    "synthesis.augment_shift": 2,
-    "synthesis.augment_flip": True,
-    "adversarial.nz": 128,
-    "adversarial.ngf": 32,
-    "adversarial.objective": "negative-log1p",  # DFAD's generator loss for segmentation
     "distiller.augment_shift": 2,
     "distiller.augment_flip": True,
-    "pixel.flip": True,
+}
+SEGMENTATION_CPU_COMPONENTS: dict[str, dict[str, Any]] = {
+    "meta-generator": {"nz": 128, "ngf": 32, "g_steps": 2, "augment_shift": 2, "augment_flip": True},
+    "adversarial-generator": {"nz": 128, "ngf": 32, "objective": "negative-log1p"},  # DFAD's loss for segmentation
+    "pixel-inversion": {"flip": True},
 }
 
 # The papers' segmentation pairs (camvid, nyuv2: DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2), otherwise at the
 # dataclass defaults: DFAD's -log(1 + D) generator loss (its segmentation setting), flips of scenes, and the small
 # probe of every dense task (a probe sample's outputs are K x H x W).
 SEGMENTATION_PAPER_DEFAULTS: dict[str, Any] = {
-    key: SEGMENTATION_CPU_DEFAULTS[key]
-    for key in (
-        "probe_size",
-        "adversarial.objective",
-        "synthesis.augment_flip",
-        "distiller.augment_flip",
-        "pixel.flip",
-    )
+    key: SEGMENTATION_CPU_DEFAULTS[key] for key in ("probe_size", "distiller.augment_flip")
+}
+SEGMENTATION_PAPER_COMPONENTS: dict[str, dict[str, Any]] = {
+    "meta-generator": {"augment_flip": True},
+    "adversarial-generator": {"objective": "negative-log1p"},
+    "pixel-inversion": {"flip": True},
 }
 
 # Road and indoor scenes at CPU scale (camvid-cpu, nyuv2-cpu): a dense sample of a scene is 40 to 130 times

@@ -12,11 +12,16 @@ from typing import Any
 from ssdkd_env.registry import Registry
 from ssdkd_env.tasks.data import LabeledImages, load_digits_split, load_torchvision_split
 from ssdkd_env.tasks.defaults import (
+    CIFAR_CPU_COMPONENTS,
     CIFAR_CPU_DEFAULTS,
+    CIFAR_PAPER_COMPONENTS,
     CIFAR_PAPER_DEFAULTS,
+    LENET_COMPONENTS,
     LENET_DEFAULTS,
     SCENE_CPU_DEFAULTS,
+    SEGMENTATION_CPU_COMPONENTS,
     SEGMENTATION_CPU_DEFAULTS,
+    SEGMENTATION_PAPER_COMPONENTS,
     SEGMENTATION_PAPER_DEFAULTS,
 )
 
@@ -58,9 +63,14 @@ class TaskSpec:
     # the engine settings this task runs with (dotted keys, e.g. {"distiller.lr": 0.05}), applied before a
     # method's preset; anything not named keeps the dataclass default (ssdkd_env.engine.config.make_config)
     engine_defaults: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
+    # the task's tuning of components by component name (e.g. {"meta-generator": {"g_steps": 5}}), applied to a
+    # run that uses the component (the probe's inversion takes the meta-generator's)
+    component_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False, hash=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "engine_defaults", MappingProxyType(dict(self.engine_defaults)))  # read-only
+    def __post_init__(self) -> None:  # read-only views
+        object.__setattr__(self, "engine_defaults", MappingProxyType(dict(self.engine_defaults)))
+        tuning = {name: MappingProxyType(dict(options)) for name, options in self.component_defaults.items()}
+        object.__setattr__(self, "component_defaults", MappingProxyType(tuning))
 
     def load(self, data_root: str | Path | None, train: bool, download: bool = False) -> LabeledImages:
         """Load the train (``train=True``) or test split into memory."""
@@ -114,13 +124,8 @@ register_task(
         needs_data_root=False,
         description="scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download)",
         # DeepInversion's pixel optimisation converges in far fewer steps on 8x8 images (docs/notebook/2026-12-01.md)
-        engine_defaults={
-            "rounds": 120,
-            "kd_steps": 40,
-            "action.synth_budget": 128,
-            "pixel.iterations": 50,
-            "pixel.lr": 0.1,
-        },
+        engine_defaults={"rounds": 120, "kd_steps": 40, "action.synth_budget": 128},
+        component_defaults={"pixel-inversion": {"iterations": 50, "lr": 0.1}},
     )
 )
 register_task(
@@ -137,6 +142,7 @@ register_task(
         needs_data_root=True,
         description="MNIST resized to 32x32 (torchvision layout)",
         engine_defaults=LENET_DEFAULTS,
+        component_defaults=LENET_COMPONENTS,
     )
 )
 register_task(
@@ -153,6 +159,7 @@ register_task(
         needs_data_root=True,
         description="Fashion-MNIST resized to 32x32 (torchvision layout)",
         engine_defaults=LENET_DEFAULTS,
+        component_defaults=LENET_COMPONENTS,
     )
 )
 _NATURAL_RECIPE = TeacherRecipe(epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True)
@@ -186,6 +193,7 @@ CIFAR10 = register_task(
         needs_data_root=True,
         description="CIFAR-10, 32x32 RGB (torchvision python batches)",
         engine_defaults=CIFAR_PAPER_DEFAULTS,
+        component_defaults=CIFAR_PAPER_COMPONENTS,
         cpu_variant="cifar10-cpu",
         scale_note="more than a week on 2 CPU cores; train/benchmark.py projects it on this machine",
     )
@@ -199,6 +207,7 @@ register_task(  # the same data, normalisation and loader; a pair and schedule t
         recipe=TeacherRecipe(epochs=25, batch_size=128, lr=0.1, weight_decay=5e-4, max_shift=4, hflip=True),
         description="CIFAR-10 at CPU scale: the same data with a pair and schedule that fit 2 CPU cores",
         engine_defaults=CIFAR_CPU_DEFAULTS,
+        component_defaults=CIFAR_CPU_COMPONENTS,
         cpu_variant=None,
         scale_note="about 10 to 20 minutes a run on 2 CPU cores, after a teacher of 20 to 60 minutes",
     )
@@ -217,6 +226,7 @@ register_task(
         needs_data_root=True,
         description="CIFAR-100, 32x32 RGB (torchvision python batches)",
         engine_defaults=CIFAR_PAPER_DEFAULTS,
+        component_defaults=CIFAR_PAPER_COMPONENTS,
     )
 )
 
@@ -273,6 +283,7 @@ register_task(
         # shapes' classes are set by geometry, not colour: replayed samples are recoloured (channel order, gain,
         # offset) and relabelled, so a generator settled on one palette still shows every colour
         # (docs/notebook/2026-12-02.md)
+        component_defaults=SEGMENTATION_CPU_COMPONENTS,
         engine_defaults={
             **SEGMENTATION_CPU_DEFAULTS,
             "rounds": 60,
@@ -301,6 +312,7 @@ CAMVID = register_task(
         description="CamVid road scenes at 240x180, 11 classes (SegNet layout: CamVid/{train,test}{,annot}/)",
         kind="segmentation",
         engine_defaults=SEGMENTATION_PAPER_DEFAULTS,
+        component_defaults=SEGMENTATION_PAPER_COMPONENTS,
         cpu_variant="camvid-cpu",
         scale_note="DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2: days on 2 CPU cores",
     )
@@ -313,7 +325,11 @@ register_task(  # the same data, normalisation and loader; a U-Net pair and sche
         student_arch="unet_xs",
         recipe=_UNET_SCENE_RECIPE,
         description="CamVid at CPU scale: the same data with a small U-Net pair that fits 2 CPU cores",
-        engine_defaults={**SCENE_CPU_DEFAULTS, "synthesis.augment_shift": 16, "distiller.augment_shift": 16},
+        engine_defaults={**SCENE_CPU_DEFAULTS, "distiller.augment_shift": 16},
+        component_defaults={
+            **SEGMENTATION_CPU_COMPONENTS,
+            "meta-generator": {**SEGMENTATION_CPU_COMPONENTS["meta-generator"], "augment_shift": 16},
+        },
         cpu_variant=None,
         scale_note="a teacher of about 35 minutes and students of about 46 minutes a run on 2 CPU cores",
     )
@@ -333,6 +349,7 @@ NYUV2 = register_task(
         description="NYUv2 indoor scenes, 13 classes, resized to 320x240 (preprocessed layout: NYUv2/{image,seg13}/)",
         kind="segmentation",
         engine_defaults=SEGMENTATION_PAPER_DEFAULTS,
+        component_defaults=SEGMENTATION_PAPER_COMPONENTS,
         cpu_variant="nyuv2-cpu",
         scale_note="DeepLabV3-ResNet50 -> DeepLabV3-MobileNetV2: days on 2 CPU cores",
     )
@@ -348,6 +365,7 @@ register_task(
         recipe=dataclasses.replace(_UNET_SCENE_RECIPE, epochs=60, max_shift=8),  # smaller images: smaller shifts
         description="NYUv2 at CPU scale: 160x120 and a small U-Net pair",
         engine_defaults=SCENE_CPU_DEFAULTS,
+        component_defaults=SEGMENTATION_CPU_COMPONENTS,
         cpu_variant=None,
         scale_note="a teacher of about an hour on 2 CPU cores",
     )
