@@ -8,6 +8,7 @@ stale. An unknown name stops the build. ``render(name, arg)`` is the same functi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import inspect
 import re
@@ -99,13 +100,18 @@ def component_details() -> str:
     from ssdkd_env.synthesis import SYNTHESIZERS
     from ssdkd_env.tasks.kinds import TASK_KINDS
 
+    def options(component: Any) -> str:
+        """The component's own settings (its ``Config``) with their defaults."""
+        fields = dataclasses.fields(component.Config())
+        return ", ".join(f"`{f.name}={f.default!r}`" for f in fields) or "none"
+
     rows: list[list[str]] = []
     families: list[tuple[str, Any]] = [("synthesizer", SYNTHESIZERS), ("memory", MEMORIES), ("round loop", ROUND_LOOPS)]
     for family, reg in families:
-        rows += [[family, f"`{n}`", _first_line(reg.get(n))] for n in reg.names()]
-    rows += [["KD loss", f"`{n}`", KD_LOSSES.get(n).description] for n in KD_LOSSES.names()]
-    rows += [["task kind", f"`{n}`", _first_line(type(TASK_KINDS.get(n)))] for n in TASK_KINDS.names()]
-    return _table(["family", "name", "what it does"], rows)
+        rows += [[family, f"`{n}`", _first_line(reg.get(n)), options(reg.get(n))] for n in reg.names()]
+    rows += [["KD loss", f"`{n}`", KD_LOSSES.get(n).description, "none"] for n in KD_LOSSES.names()]
+    rows += [["task kind", f"`{n}`", _first_line(type(TASK_KINDS.get(n))), "none"] for n in TASK_KINDS.names()]
+    return _table(["family", "name", "what it does", "options (defaults)"], rows)
 
 
 def tasks() -> str:
