@@ -39,6 +39,16 @@ class EnvConfig(Validated):
     divergence_penalty: float = spec(1.0, ge=0)  # reward on a diverged (NaN/Inf) round is minus this
     probe_seed: int = spec(0, ge=0)  # the probe set is built once per environment from this seed
     device: str = "auto"
+    suite: str | None = None  # instance suite (ssdkd_env.env.instances.SUITES); needs instance_set
+    instance_set: Literal["train", "test"] | None = None  # episodes start from this split of the suite's instances
+    instance_dir: str | None = None  # folder of the suite's instance sets; None: the cache's instances/<suite>
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.suite is None) != (self.instance_set is None):
+            raise UserError(
+                "EnvConfig.suite and EnvConfig.instance_set go together: e.g. suite='digits', instance_set='train'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -21,9 +21,17 @@ import torch.nn as nn
 from ssdkd_env.checkpoint import ModelCard
 from ssdkd_env.common.device import resolve_device
 from ssdkd_env.distillation import ProbeMetrics, ProbeSet, build_probe
-from ssdkd_env.engine import DistillationEngine, RoundAction, methods_with_memory, replace_nested, with_data_root
+from ssdkd_env.engine import (
+    DistillationEngine,
+    EngineConfig,
+    RoundAction,
+    methods_with_memory,
+    replace_nested,
+    with_data_root,
+)
 from ssdkd_env.engine.engine import RoundMetrics
 from ssdkd_env.env.config import EnvConfig
+from ssdkd_env.env.instances import InstanceSet, load_instance_set, teacher_identity
 from ssdkd_env.env.spaces import ACTION_WRAPPERS, ActionMapper, action_fields, action_space, observation_fields
 from ssdkd_env.errors import UserError
 from ssdkd_env.observation import assemble, observation_space
@@ -63,6 +71,14 @@ class DistillationEnv(gym.Env):
         one, the teacher is loaded (``config.teacher`` or the task's cache), never trained."""
         super().__init__()
         config = resolve_env_config(config, task, method, overrides)
+        self.instances: InstanceSet | None = None
+        if config.suite is not None and config.instance_set is not None:
+            # an instance continues its reference run: that run's configuration and teacher
+            self.instances = load_instance_set(config.suite, config.instance_set, config.instance_dir)
+            teacher = config.teacher
+            if teacher is None and self.instances.teacher.source == "checkpoint":
+                teacher = self.instances.teacher.path
+            config = dataclasses.replace(config, engine=self.instances.engine, teacher=teacher)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UserError(f"unknown render mode '{render_mode}'; valid: rgb_array")
         if config.engine.memory == NO_MEMORY:
@@ -92,6 +108,10 @@ class DistillationEnv(gym.Env):
             self.teacher, self.teacher_card = obtain_teacher(
                 self.task, config.teacher, config.data_root, config.download, self.device, progress=False, train=False
             )
+            if self.instances is not None:  # an in-memory teacher is the caller's to vouch for
+                self.instances.check_teacher(teacher_identity(self.task, config.teacher, self.teacher_card.arch))
+        if self.instances is not None:
+            self.instances.check_device(self.device)
         self.test_set = test_split_if_available(self.task, config.data_root, config.download)
         if config.reward == "oracle" and self.test_set is None:
             raise UserError(
@@ -110,37 +130,62 @@ class DistillationEnv(gym.Env):
         self._previous = np.zeros(len(self.action_fields))
         self._last_obs: np.ndarray | None = None
         self._needs_reset = True
+        self._end_round = 0
+        self._instance_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Fresh student, generator, memory (the teacher and the probe set are kept).
+        """Fresh student, generator, memory (the teacher and the probe set are kept); with an instance
+        set, the state of an instance: ``options={"instance": i}``, else one drawn from the
+        environment's own generator (seeded by ``seed``).
 
-        ``options`` may override engine fields for this episode by dotted key, e.g. ``{"rounds": 10}``.
+        Without an instance set, ``options`` may override engine fields for this episode by dotted
+        key, e.g. ``{"rounds": 10}``.
         """
         super().reset(seed=seed)
-        episode_seed = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
+        options = dict(options or {})
+        instance = options.pop("instance", None)
         if self.engine is not None:
             self.engine.close()  # the teacher is shared: drop the previous episode's hooks
-        engine_config = self.config.engine
-        if options:
-            engine_config = replace_nested(engine_config, **options)
-        self.engine = DistillationEngine(
-            engine_config, self.task, self.teacher, self.device, episode_seed, self.test_set, self.probe
-        )
+        if self.instances is not None:
+            if options:
+                raise UserError(
+                    f"an instance's episode keeps its reference run's configuration: reset options "
+                    f"{', '.join(sorted(options))} are refused with an instance set (only 'instance' is taken)"
+                )
+            index = self._instance_index(instance)
+            start = self.instances.instances[index]
+            self.engine = self._engine(self.config.engine, start.seed)
+            self._load_instance(index)
+            self._end_round = start.end_round
+            self._instance_info = {"instance": index, "instance_name": start.name}
+            episode_seed = start.seed
+        else:
+            if instance is not None:
+                raise UserError(
+                    "reset option 'instance' needs an instance set: make the environment with "
+                    "suite=... and instance_set='train' or 'test'"
+                )
+            episode_seed = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
+            engine_config = replace_nested(self.config.engine, **options) if options else self.config.engine
+            self.engine = self._engine(engine_config, episode_seed)
+            self._end_round = self.engine.config.rounds
         self._previous = np.zeros(len(self.action_fields))
         initial_probe = self.engine.measure_probe()
         self._last_obs = self._observe(None, initial_probe)
-        # Quality before any round is chance level (1/K) for every episode: a fresh student knows
-        # nothing, and its measured agreement only reflects its random initialisation, which
-        # would add noise unrelated to the run's outcome to every episode's return.
-        self._quality = 1.0 / self.task.num_classes
+        # Quality before any round of a fresh run is chance level (1/K) for every episode: a fresh
+        # student knows nothing, and its measured agreement only reflects its random initialisation,
+        # which would add noise unrelated to the run's outcome to every episode's return. An
+        # instance's student is the reference run's: its agreement is the episode's start.
+        self._quality = initial_probe.agreement if self.instances is not None else 1.0 / self.task.num_classes
         self._needs_reset = False
         info = {
             "quality": self._quality,
             "initial_probe_agreement": initial_probe.agreement,
             "synthetic_samples": self.engine.synthetic_samples,
-            "kd_steps": 0,
+            "kd_steps": self.engine.distiller.steps,
             "episode_seed": episode_seed,
+            **self._instance_info,
         }
         return self._last_obs, info
 
@@ -162,13 +207,14 @@ class DistillationEnv(gym.Env):
         reward = quality - self._quality - self.config.compute_cost * decision.synth_budget
         self._quality = quality
         self._previous = unit
-        terminated = self.engine.done
+        terminated = self.engine.round >= self._end_round
         self._needs_reset = terminated
         info = {
             **metrics.as_dict(),
             "quality": quality,
             "diverged": False,
             "action": dataclasses.asdict(decision),
+            **self._instance_info,
         }
         self._last_obs = self._observe(metrics)
         return self._last_obs, float(reward), terminated, False, info
@@ -199,9 +245,36 @@ class DistillationEnv(gym.Env):
         super().close()
 
     # ------------------------------------------------------------------ helpers
+    def _engine(self, config: EngineConfig, seed: int) -> DistillationEngine:
+        return DistillationEngine(config, self.task, self.teacher, self.device, seed, self.test_set, self.probe)
+
+    def _instance_index(self, requested: Any) -> int:
+        """The instance an episode starts from: ``requested``, else one drawn from ``np_random``."""
+        assert self.instances is not None
+        count = len(self.instances)
+        if requested is None:
+            return int(self.np_random.integers(count))
+        if isinstance(requested, bool) or not isinstance(requested, int | np.integer) or not 0 <= requested < count:
+            raise UserError(f"reset option 'instance' is an index in [0, {count - 1}], got {requested!r}")
+        return int(requested)
+
+    def _load_instance(self, index: int) -> None:
+        """Put the engine in the state instance ``index`` starts from."""
+        assert self.instances is not None and self.engine is not None
+        try:
+            self.engine.load_state_dict(self.instances.state(index))
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:  # another version's or shape's state
+            raise UserError(
+                f"the state of instance {self.instances.instances[index].name} does not fit this version of the "
+                f"engine ({type(exc).__name__}: {' '.join(str(exc).split())}); {self.instances.fix}"
+            ) from None
+
     @property
     def probe(self) -> ProbeSet:
-        """The environment's probe set, built on first use and shared by every episode."""
+        """The environment's probe set, built on first use and shared by every episode (with an instance
+        set: the reference runs' probe set, which every instance's state holds)."""
+        if self._probe is None and self.instances is not None:
+            self._probe = self.instances.probe(self.device)
         if self._probe is None:
             cfg = self.config.engine
             self._probe = build_probe(

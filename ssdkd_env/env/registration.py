@@ -18,6 +18,7 @@ from gymnasium.envs.registration import register, registry
 
 from ssdkd_env.env.distillation_env import make_env
 from ssdkd_env.env.evaluation import make_env_config
+from ssdkd_env.env.instances import SUITES, Suite
 from ssdkd_env.env.regimes import REGIMES
 from ssdkd_env.zoo import zoo_cards
 
@@ -36,6 +37,19 @@ TINY_DIGITS: dict[str, object] = {
     "meta-generator.warmup_rounds": 2,
 }
 """Engine overrides of ``SSDKD-Digits-Tiny-v0``, a digits run that steps in a fraction of a second."""
+
+SUITES.add(
+    "digits-tiny",
+    Suite(
+        "the tiny digits run of SSDKD-Digits-Tiny-v0: starts after rounds 2 and 4, 4 rounds each; reference "
+        "seeds 0-1 (train) and 100 (test); builds in seconds",
+        task="digits",
+        seeds={"train": (0, 1), "test": (100,)},
+        start_rounds=(2, 4),
+        budget=4,
+        engine=TINY_DIGITS,
+    ),
+)
 
 
 def env_id(task: str, regime: str) -> str:

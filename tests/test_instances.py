@@ -1,0 +1,146 @@
+"""Instance sets: building, loading, exact replay and exact restore of reference-run states."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from helpers import TINY, saved_random_teacher
+
+import ssdkd_env  # noqa: F401  (registers the ids)
+from ssdkd_env.env import DistillationEnv, EnvConfig
+from ssdkd_env.env.instances import INDEX_FILE, SUITES, Suite, build_instance_set, load_instance_set
+from ssdkd_env.errors import UserError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SUITE = "tiny-test"
+START, BUDGET = 2, 2
+TINY_SUITE = Suite(
+    "a tiny digits run for the tests",
+    task="digits",
+    seeds={"train": (0, 1), "test": (100,)},
+    start_rounds=(1, START),
+    budget=BUDGET,
+    engine={**TINY, "rounds": START + BUDGET},
+)
+METRICS = ("round", "kd_loss", "batch_discrepancy", "probe_agreement", "probe_kl", "synthetic_samples", "kd_steps")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """The tiny suite's two splits, built into a cache of their own: (cache, teacher file)."""
+    cache = tmp_path_factory.mktemp("instances-cache")
+    teacher = saved_random_teacher(cache / "teacher.pt")
+    SUITES.add(SUITE, TINY_SUITE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SSDKD_ENV_CACHE", str(cache))
+        for split in ("train", "test"):
+            assert build_instance_set(SUITE, split, teacher=teacher, device="cpu", progress=False).built
+        yield cache, teacher
+    SUITES.remove(SUITE)
+
+
+@pytest.fixture
+def cache(built: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SSDKD_ENV_CACHE", str(built[0]))
+    return built[0]
+
+
+def instance_env(split: str = "train") -> DistillationEnv:
+    env = gym.make("SSDKD-v0", suite=SUITE, instance_set=split, device="cpu")
+    assert isinstance(env.unwrapped, DistillationEnv)
+    return env.unwrapped
+
+
+def play(env: DistillationEnv, **reset: object) -> tuple[dict, list[np.ndarray], list[float], list[dict]]:
+    """An episode of default actions: reset info, observations, rewards, step infos."""
+    obs, info = env.reset(**reset)  # type: ignore[arg-type]
+    observations, rewards, infos, done = [obs], [], [], False
+    while not done:
+        obs, reward, done, truncated, step_info = env.step(env.default_action())
+        assert not truncated
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(step_info)
+    return info, observations, rewards, infos
+
+
+def test_building_writes_the_index_and_states_and_loading_gives_the_same_instances(cache: Path) -> None:
+    folder = cache / "instances" / SUITE / "train"
+    index = json.loads((folder / INDEX_FILE).read_text())
+    loaded = load_instance_set(SUITE, "train")
+    assert [i["name"] for i in index["instances"]] == [i.name for i in loaded]
+    assert [(i.seed, i.start_round, i.budget) for i in loaded] == [(0, 1, 2), (0, 2, 2), (1, 1, 2), (1, 2, 2)]
+    assert all((folder / i.state_file).is_file() for i in loaded)
+    assert loaded.state(1)["round"] == START
+    assert loaded.teacher.source == "checkpoint" and len(loaded.teacher.sha256) == 64
+    again = build_instance_set(SUITE, "train", device="cpu", progress=False)  # cached: nothing is run
+    assert not again.built and again.instances == loaded
+
+
+def test_a_missing_state_file_is_a_one_line_error_naming_the_command(cache: Path) -> None:
+    folder = cache / "instances" / SUITE / "test"
+    state = folder / load_instance_set(SUITE, "test")[0].state_file
+    saved = state.read_bytes()
+    state.unlink()
+    try:
+        with pytest.raises(UserError, match="missing.*build_instances.py --suite tiny-test --split test") as err:
+            load_instance_set(SUITE, "test")
+        assert "\n" not in str(err.value)
+    finally:
+        state.write_bytes(saved)
+
+
+def test_train_and_test_splits_share_no_reference_seed(cache: Path) -> None:
+    train, test = load_instance_set(SUITE, "train"), load_instance_set(SUITE, "test")
+    assert {i.seed for i in train}.isdisjoint({i.seed for i in test})
+    with pytest.raises(ValueError, match="share no reference seed"):
+        Suite("overlap", task="digits", seeds={"train": (0, 1), "test": (1,)}, start_rounds=(1,), budget=1)
+
+
+def test_the_same_seed_replays_the_same_instance_exactly(cache: Path) -> None:
+    first, second = instance_env(), instance_env()
+    a, b = play(first, seed=3), play(second, seed=3)
+    assert a[0]["instance"] == b[0]["instance"] and a[0]["instance_name"] == b[0]["instance_name"]
+    np.testing.assert_array_equal(np.stack(a[1]), np.stack(b[1]))
+    assert a[2] == b[2]
+    picks = {instance_env().reset(seed=s)[1]["instance"] for s in range(8)}
+    assert len(picks) > 1  # the seed chooses among them
+
+
+def test_an_instance_continues_its_reference_run_exactly(cache: Path, built: tuple[Path, Path]) -> None:
+    env = instance_env()
+    info, _, _, infos = play(env, options={"instance": 1})  # seed 0 after round START
+    assert info["instance"] == 1 and info["instance_name"] == f"{SUITE}-train-s0-r{START}"
+    assert len(infos) == BUDGET and [i["round"] for i in infos] == [START + 1, START + BUDGET]
+    reference = DistillationEnv(
+        EnvConfig(engine=TINY_SUITE.engine_config(), teacher=str(built[1]), device="cpu", probe_seed=0)
+    )
+    _, _, _, reference_infos = play(reference, seed=0)
+    assert len(reference_infos) == START + BUDGET
+    for ours, theirs in zip(infos, reference_infos[START:], strict=True):
+        assert {k: ours[k] for k in METRICS} == {k: theirs[k] for k in METRICS}
+
+
+def test_reset_options_pick_the_instance_and_the_episode_ends_after_the_budget(cache: Path) -> None:
+    env = instance_env("test")
+    assert [i.name for i in env.instances or ()] == [f"{SUITE}-test-s100-r1", f"{SUITE}-test-s100-r2"]
+    info, observations, _, infos = play(env, options={"instance": 0})
+    assert info["instance"] == 0 and len(infos) == BUDGET and infos[-1]["round"] == 1 + BUDGET
+    assert all(i["instance"] == 0 for i in infos)
+    with pytest.raises(UserError, match="index in"):
+        env.reset(options={"instance": 5})
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.default_action())
+
+
+def test_an_instance_set_needs_its_suite_and_a_built_set(cache: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="go together"):
+        EnvConfig(instance_set="train")
+    with pytest.raises(UserError, match="no instance set.*build_instances.py"):
+        load_instance_set(SUITE, "train", tmp_path)
