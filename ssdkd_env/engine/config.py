@@ -102,7 +102,7 @@ class EngineConfig(Validated):
         if not isinstance(data, dict):
             raise UserError(f"a configuration must be a mapping, got {data!r}")
         legacy = {key: data[key] for key in LEGACY_SECTIONS if isinstance(data.get(key), dict)}
-        tuning = {key: data[key] for key in data if key not in legacy and key in COMPONENT_NAMES()}
+        tuning = {key: data[key] for key in data if key not in legacy and key in component_names()}
         current = {key: value for key, value in data.items() if key not in legacy and key not in tuning}
         config: EngineConfig = _from_dict(cls, current, "")
         if legacy:
@@ -188,7 +188,7 @@ def _replace(config: EngineConfig, changes: Mapping[str, Any], quiet: bool) -> E
                 plain[new_path] = value
             else:
                 tuning.setdefault(component, {})[key] = value
-        elif key and head in COMPONENT_NAMES():
+        elif key and head in component_names():
             tuning.setdefault(head, {})[key] = value
         else:
             plain[path] = value
@@ -197,7 +197,7 @@ def _replace(config: EngineConfig, changes: Mapping[str, Any], quiet: bool) -> E
     return EngineConfig.from_dict(data)
 
 
-def COMPONENT_NAMES() -> set[str]:  # noqa: N802  (read like a constant; registries may grow)
+def component_names() -> set[str]:
     """Every registered round loop, synthesizer and memory name."""
     return {*ROUND_LOOPS.names(), *SYNTHESIZERS.names(), *MEMORIES.names()}
 
@@ -211,7 +211,7 @@ def component_tuning(data: Mapping[str, Any], tuning: Mapping[str, Mapping[str, 
     for name, options in tuning.items():
         role = next((r for r in ROLES if name in _registry(r)), None)
         if role is None:
-            raise UserError(f"unknown component '{name}'; valid: {', '.join(sorted(COMPONENT_NAMES()))}")
+            raise UserError(f"unknown component '{name}'; valid: {', '.join(sorted(component_names()))}")
         fields = {f.name for f in dataclasses.fields(component_config(role, name))}  # type: ignore[arg-type]
         unknown = sorted(set(options) - fields)
         if unknown:
