@@ -13,7 +13,8 @@ from helpers import TINY, saved_random_teacher
 
 import ssdkd_env  # noqa: F401  (registers the ids)
 from ssdkd_env.env import DistillationEnv, EnvConfig
-from ssdkd_env.env.instances import INDEX_FILE, SUITES, Suite, build_instance_set, load_instance_set
+from ssdkd_env.env.instance_builder import build_instance_set
+from ssdkd_env.env.instances import INDEX_FILE, SUITES, Suite, load_instance_set
 from ssdkd_env.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

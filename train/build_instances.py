@@ -17,7 +17,8 @@ import sys
 
 from ssdkd_env.common.cli import DefaultText, add_common_flags, make_parser, run_cli
 from ssdkd_env.common.io import prepare_out_dir
-from ssdkd_env.env.instances import SPLITS, SUITES, build_instance_set, set_folder
+from ssdkd_env.env.instance_builder import build_instance_set
+from ssdkd_env.env.instances import SPLITS, SUITES, set_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
