@@ -10,9 +10,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from helpers import TINY, saved_random_teacher
+from scripts import load_script
 
 import ssdkd_env  # noqa: F401  (registers the ids)
+from agents.registry import make_agent
 from ssdkd_env.env import DistillationEnv, EnvConfig
+from ssdkd_env.env.evaluation import make_env_config, run_episode
 from ssdkd_env.env.instance_builder import build_instance_set
 from ssdkd_env.env.instances import INDEX_FILE, SUITES, Suite, load_instance_set
 from ssdkd_env.errors import UserError
@@ -145,3 +148,62 @@ def test_an_instance_set_needs_its_suite_and_a_built_set(cache: Path, tmp_path: 
         EnvConfig(instance_set="train")
     with pytest.raises(UserError, match="no instance set.*build_instances.py"):
         load_instance_set(SUITE, "train", tmp_path)
+
+
+def test_a_suite_sets_the_configuration_and_refuses_flags_that_would_change_it(cache: Path) -> None:
+    config = make_env_config("mnist", "continuous", suite=SUITE, instance_set="test", device="cpu")
+    assert (config.suite, config.instance_set, config.engine.task) == (SUITE, "test", "digits")
+    assert config.engine == TINY_SUITE.engine_config()
+    with pytest.raises(UserError, match="--suite tiny-test fixes.*drop --rounds, --set"):
+        make_env_config("digits", "continuous", suite=SUITE, rounds=3, engine_overrides={"kd_steps": 2})
+
+
+def test_evaluation_seed_s_plays_instance_s_mod_n(cache: Path) -> None:
+    env = instance_env("train")
+    n = len(env.instances or ())
+    rule = make_agent("ssdkd", env)
+    played = [run_episode(env, rule, seed)["instance"] for seed in range(300, 300 + n + 1)]
+    assert played == [seed % n for seed in range(300, 300 + n + 1)]
+
+
+def test_decision_relevance_is_the_constants_spread_over_the_rules_seed_noise(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "relevance"
+    argv = ["--suite", SUITE, "--constants", "3", "--rule-seeds", "2", "--device", "cpu", "--out", str(out)]
+    assert load_script("decision_relevance").main([*argv, "--no-progress"]) == 0
+    result = json.loads((out / "relevance.json").read_text())
+    per_instance = np.array([c["per_instance"] for c in result["constants"]])
+    scores = per_instance.mean(axis=1)
+    np.testing.assert_allclose(scores, [c["score"] for c in result["constants"]])
+    assert len(result["rule"]["scores"]) == 2 and per_instance.shape == (3, len(result["instances"]))
+    noise = float(np.std(result["rule"]["scores"], ddof=1))
+    if noise > 0:
+        assert result["relevance"] == pytest.approx(float(np.std(scores, ddof=1)) / noise)
+        assert result["relevance_range"] == pytest.approx(float(np.ptp(scores)) / noise)
+    assert result["best_constant"]["score"] == pytest.approx(scores.max())
+    assert result["best_per_instance_score"] == pytest.approx(per_instance.max(axis=0).mean())
+    assert result["best_per_instance_score"] >= result["best_constant"]["score"]
+    assert (out / "relevance.png").stat().st_size > 0 and "relevance" in (out / "relevance.md").read_text()
+    with pytest.raises(UserError, match="at least 2"):
+        load_script("decision_relevance").main([*argv[:-2], "--constants", "1", "--out", str(tmp_path / "other")])
+
+
+def test_a_study_keeps_each_seed_s_run_and_resumes_without_training_again(tmp_path: Path) -> None:
+    """On the registered digits-tiny suite (the study's runs are processes of their own), the zoo's teacher."""
+    sets = tmp_path / "sets"
+    for split in ("train", "test"):
+        build_instance_set("digits-tiny", split, root=sets, device="cpu", progress=False)
+    out = tmp_path / "study"
+    argv = ["--suite", "digits-tiny", "--instance-dir", str(sets), "--learners", "tpe-constant", "--fixed", "ssdkd"]
+    argv += ["--train-seeds", "0-1", "--total-steps", "2", "--eval-blocks", "1", "--jobs", "2", "--device", "cpu"]
+    argv += ["--out", str(out)]
+    assert load_script("study").main(argv) == 0
+    summaries = [out / f"tpe-constant-s{s}" / "summary.json" for s in (0, 1)]
+    stamps = [p.stat().st_mtime_ns for p in summaries]
+    compared = json.loads((out / "compare" / "compare.json").read_text())
+    assert compared["instances"] == {"suite": "digits-tiny", "split": "test"}
+    assert set(compared["results"]) == {"ssdkd", "tpe-constant"}
+    assert compared["results"]["tpe-constant"]["train_seeds"] == 2
+    with pytest.raises(UserError, match="--resume"):
+        load_script("study").main(argv)
+    assert load_script("study").main([*argv, "--resume"]) == 0
+    assert [p.stat().st_mtime_ns for p in summaries] == stamps  # finished runs are kept, not trained again

@@ -57,7 +57,7 @@ from tqdm import tqdm
 from agents import preferred_action_mode
 from agents.common.evaluation import EvalJob, evaluate_jobs
 from agents.registry import AGENTS
-from ssdkd_env.common.cli import add_common_flags, apply_scale, make_parser, parse_seeds, run_cli
+from ssdkd_env.common.cli import add_common_flags, apply_scale, apply_suite, make_parser, parse_seeds, run_cli
 from ssdkd_env.common.io import write_json
 from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.env import EnvConfig, make_env
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "seeds",
         "rounds",
         "regime",
+        "suite",
+        "instance-set",
+        "instance-dir",
         "config",
         "set",
         "teacher",
@@ -153,6 +156,7 @@ def policy_specs(text: str, train_seeds: list[int]) -> list[PolicySpec]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     apply_scale(args)
+    apply_suite(args)
     task = get_task(args.task)
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
@@ -197,6 +201,8 @@ def compare(args: argparse.Namespace, task: TaskSpec, seeds: list[int], specs: l
     for label, res in results.items():
         print(f"{label}: " + ", ".join(f"{m}={res[m]['mean']:.4f}" for m in METRICS if m in res))
     saved = {"task": task.name, "seeds": seeds, "train_seeds": args.train_seeds, "reference": reference}
+    if args.suite is not None:
+        saved["instances"] = {"suite": args.suite, "split": args.instance_set}
     write_json(args.out / "compare.json", {**saved, "results": results})
     write_tables(args.out, results)
     plot_protocol(args.out / "protocol.png", results, reference)

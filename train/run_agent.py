@@ -53,6 +53,7 @@ from ssdkd_env.common.cli import (
     DefaultText,
     add_common_flags,
     apply_scale,
+    apply_suite,
     explicit_flags,
     make_parser,
     refuse_changes_on_resume,
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment steps (rounds) to learn over (default: the regime's; "
         f"{default_total_steps('digits', None)} for digits)",
     )
-    add_common_flags(p, "rounds", "regime")
+    add_common_flags(p, "rounds", "regime", "suite", "instance-dir")
     p.add_argument(
         "--n-envs",
         type=int,
@@ -282,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     apply_scale(args)
+    apply_suite(args)
     task = get_task(args.task)
     if args.agent not in AGENTS:
         raise unknown_name("agent", args.agent, AGENTS)
@@ -304,7 +306,7 @@ def learn_and_compare(
         config, agent_name, seed, hyper = resumed.config, resumed.agent, resumed.seed, resumed.hyper
         task = get_task(config.engine.task)
     else:
-        config = env_config_from_cli(task.name, preferred_action_mode(args.agent), args)
+        config = env_config_from_cli(task.name, preferred_action_mode(args.agent), args, instance_set="train")
         agent_name, seed, hyper = args.agent, args.seed, agent_hyper(args, args.agent)
     total_steps = args.total_steps if args.total_steps is not None else default_total_steps(task.name, args.regime)
     sb3 = issubclass(AGENTS[agent_name], SB3Agent)
@@ -391,6 +393,8 @@ def learn_and_compare(
     env.close()
 
     baselines = [name for name in parse_baselines(args.baselines) if name != agent_name]
+    if config.suite is not None:  # learnt on the suite's train split, evaluated on its held-out test split
+        config = dataclasses.replace(config, instance_set="test")
     # baselines play in the continuous form, where SSD-KD's decisions are represented exactly
     baseline_config = dataclasses.replace(config, action_mode="continuous").to_dict()
     seeds = [EVAL_SEED_BASE + i for i in range(args.eval_episodes)]

@@ -39,8 +39,9 @@ from ssdkd_env.errors import WorkerDied
 class EvalJob:
     """``label``'s policy (agent ``name``; loaded from ``path`` when it learns) on ``seeds``.
 
-    ``agent_seed`` seeds a fixed policy that draws (``random``); ``keep_last`` asks for the student
-    and memory of the last episode (:class:`KeptEpisode`)."""
+    ``agent_seed`` seeds a fixed policy that draws (``random``) and ``hyper`` configures a fixed one
+    (``fixed``'s ``action``); ``keep_last`` asks for the student and memory of the last episode
+    (:class:`KeptEpisode`)."""
 
     label: str
     name: str
@@ -50,6 +51,7 @@ class EvalJob:
     train_seed: int = 0
     agent_seed: int = 0
     keep_last: bool = False
+    hyper: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,7 +92,9 @@ def evaluate_job(job: EvalJob) -> EvalResult:
     """Play ``job``'s episodes; each episode record gains its ``train_seed``."""
     env = _env_for(job.config)
     policy: Agent = (
-        AGENTS[job.name].load(job.path, env) if job.path is not None else make_agent(job.name, env, seed=job.agent_seed)
+        AGENTS[job.name].load(job.path, env)
+        if job.path is not None
+        else make_agent(job.name, env, seed=job.agent_seed, **job.hyper)
     )
     episodes = []
     for seed in job.seeds:

@@ -168,6 +168,20 @@ COMMON_FLAGS: dict[str, Flag] = {
         "'budget' (10 cheap rounds where the data decisions matter); default: the task's (digits: budget, else full)",
         {"default": None, "metavar": "NAME"},
     ),
+    "suite": Flag(
+        "start every episode from an instance of this suite (ssdkd_env/env/instances.py, built by "
+        "train/build_instances.py): a saved state of a reference run; the suite sets the task, the run's "
+        "configuration and the episode length",
+        {"default": None, "metavar": "NAME"},
+    ),
+    "instance-set": Flag(
+        "which split of --suite's instances the episodes start from (the test split is held out from learning)",
+        {"default": "test", "choices": ("train", "test")},
+    ),
+    "instance-dir": Flag(
+        "folder of --suite's instance sets, if not the cache's instances/SUITE (build_instances.py --out)",
+        {"default": None, "metavar": "DIR"},
+    ),
     "config": Flag(
         "JSON or YAML file of (partial) configuration fields, applied before --rounds and --set: EngineConfig "
         "fields for distillation runs, EnvConfig fields (engine ones under 'engine') for environment runs",
@@ -225,6 +239,14 @@ def apply_scale(args: argparse.Namespace) -> None:
     if notice is not None:
         print(notice, file=sys.stderr)
     args.task = task.name
+
+
+def apply_suite(args: argparse.Namespace) -> None:
+    """With ``--suite``, the task is the suite's (``args.task`` is replaced)."""
+    if getattr(args, "suite", None) is not None:
+        from ssdkd_env.env.instances import SUITES
+
+        args.task = SUITES.get(args.suite).task
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *names: str, **defaults: Any) -> dict[str, argparse.Action]:

@@ -7,7 +7,7 @@ import math
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -17,7 +17,9 @@ from ssdkd_env.engine import make_config
 from ssdkd_env.engine.config import parse_override, read_config_file
 from ssdkd_env.env.config import EnvConfig
 from ssdkd_env.env.distillation_env import DistillationEnv
+from ssdkd_env.env.instances import SUITES, Split
 from ssdkd_env.env.regimes import REGIMES, default_regime
+from ssdkd_env.errors import UserError
 
 # Episode length and training budget of agent runs per task (digits: minutes on 2 CPU cores).
 EPISODE_DEFAULTS: dict[str, dict[str, int]] = {
@@ -57,9 +59,28 @@ def make_env_config(
     data_root: str | None = None,
     download: bool = False,
     device: str = "auto",
+    suite: str | None = None,
+    instance_set: Split = "train",
+    instance_dir: str | None = None,
 ) -> EnvConfig:
     """The environment configuration of an agent run: a file, or the task's defaults under ``regime``
-    (default: the task's, :func:`~ssdkd_env.env.regimes.default_regime`); then overrides."""
+    (default: the task's, :func:`~ssdkd_env.env.regimes.default_regime`); then overrides.
+
+    With ``suite``, episodes start from the instances of its ``instance_set`` split: the suite fixes
+    the task, the run's configuration and the episode settings, so ``rounds``, ``regime``,
+    ``config_file`` and ``engine_overrides`` are refused."""
+    if suite is not None:
+        return suite_env_config(
+            suite,
+            instance_set,
+            action_mode,
+            instance_dir,
+            teacher,
+            data_root,
+            download,
+            device,
+            refused={"--rounds": rounds, "--regime": regime, "--config": config_file, "--set": engine_overrides},
+        )
     chosen = REGIMES.get(regime or default_regime(task))
     if config_file is not None:
         data = read_config_file(config_file)
@@ -82,9 +103,43 @@ def make_env_config(
     )
 
 
-def env_config_from_cli(task: str, action_mode: str, args: Any) -> EnvConfig:
-    """:func:`make_env_config` from the environment flags the agent scripts share
-    (``--rounds --regime --config --set --teacher --data-root --download --device``)."""
+def suite_env_config(
+    suite: str,
+    instance_set: Split,
+    action_mode: str,
+    instance_dir: str | None,
+    teacher: str | None,
+    data_root: str | None,
+    download: bool,
+    device: str,
+    refused: dict[str, Any],
+) -> EnvConfig:
+    """The configuration of episodes that start from ``suite``'s ``instance_set`` split (the flags in
+    ``refused`` that are set would change what the suite fixes: a one-line error names them)."""
+    definition = SUITES.get(suite)
+    given = [flag for flag, value in refused.items() if value]
+    if given:
+        raise UserError(
+            f"--suite {suite} fixes the task, the run's configuration and the episode length; drop {', '.join(given)}"
+        )
+    return EnvConfig(
+        engine=definition.engine_config(),
+        teacher=teacher,
+        data_root=data_root,
+        download=download,
+        device=device,
+        action_mode=cast(Any, action_mode),
+        suite=suite,
+        instance_set=instance_set,
+        instance_dir=instance_dir,
+    ).refined(**definition.env)
+
+
+def env_config_from_cli(task: str, action_mode: str, args: Any, instance_set: Split | None = None) -> EnvConfig:
+    """:func:`make_env_config` from the environment flags the agent scripts share (``--rounds --regime
+    --config --set --teacher --data-root --download --device``, and ``--suite --instance-set
+    --instance-dir`` where the script has them; ``instance_set`` overrides ``--instance-set``)."""
+    suite = getattr(args, "suite", None)
     return make_env_config(
         task,
         action_mode,
@@ -96,6 +151,9 @@ def env_config_from_cli(task: str, action_mode: str, args: Any) -> EnvConfig:
         data_root=args.data_root,
         download=args.download,
         device=args.device,
+        suite=suite,
+        instance_set=instance_set or getattr(args, "instance_set", None) or "train",
+        instance_dir=getattr(args, "instance_dir", None),
     )
 
 
@@ -103,10 +161,12 @@ def run_episode(
     env: gym.Env, policy: Policy, seed: int, on_round: Callable[[], object] | None = None
 ) -> dict[str, Any]:
     """Play one episode with ``policy`` (deterministic): per-round curves and final measures.
-    ``on_round`` is called after every round (a progress bar's update)."""
+    ``on_round`` is called after every round (a progress bar's update). With an instance set, seed
+    ``s`` plays instance ``s mod n``, so consecutive evaluation seeds cover every instance evenly."""
     base = env.unwrapped
     assert isinstance(base, DistillationEnv)
-    obs, _ = env.reset(seed=seed)
+    options = None if base.instances is None else {"instance": seed % len(base.instances)}
+    obs, start_info = env.reset(seed=seed, options=options)
     done, total, rounds = False, 0.0, []
     info: dict[str, Any] = {}
     while not done:
@@ -125,6 +185,7 @@ def run_episode(
     assert base.engine is not None
     return {
         "seed": seed,
+        **({"instance": start_info["instance"]} if "instance" in start_info else {}),
         "return": total,
         "student_acc": base.engine.test_accuracy(),
         "probe_agreement": info.get("probe_agreement"),

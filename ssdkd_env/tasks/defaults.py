@@ -66,6 +66,26 @@ CIFAR_CPU_COMPONENTS: dict[str, dict[str, Any]] = {
     "pixel-inversion": {"flip": True},
 }
 
+# CIFAR-10 at 16x16 (cifar10-16: the digits' cnn -> cnn_half pair, the CIFAR-like agent suite): the CPU preset's
+# student recipe and generator tuning, with 2-pixel shifts for 16-pixel images and rounds cheap enough for an
+# environment step of under a second on 2 cores.
+CIFAR16_DEFAULTS: dict[str, Any] = {
+    **_FAST_CIFAR_KD,
+    "rounds": 48,
+    "kd_steps": 20,
+    "buffer_size": 2000,
+    "probe_rounds": 2,
+    "eval_every": 4,
+    "action.synth_budget": 128,
+    "distiller.batch_size": 128,
+    "distiller.augment_shift": 2,
+    "distiller.augment_flip": True,
+}
+CIFAR16_COMPONENTS: dict[str, dict[str, Any]] = {
+    "meta-generator": {**CIFAR_CPU_COMPONENTS["meta-generator"], "augment_shift": 2},
+    "pixel-inversion": {"flip": True},
+}
+
 # CIFAR at the paper's scale (ResNet-34 -> ResNet-18): Fast's CIFAR schedule and losses for a ResNet-34
 # teacher (220 rounds of 400 KD steps, 20 warm-up rounds, adversarial weight 1.33), SSD-KD's 5,000-sample buffer.
 CIFAR_PAPER_DEFAULTS: dict[str, Any] = {

@@ -12,6 +12,8 @@ from typing import Any
 from ssdkd_env.registry import Registry
 from ssdkd_env.tasks.data import LabeledImages, load_digits_split, load_torchvision_split
 from ssdkd_env.tasks.defaults import (
+    CIFAR16_COMPONENTS,
+    CIFAR16_DEFAULTS,
     CIFAR_CPU_COMPONENTS,
     CIFAR_CPU_DEFAULTS,
     CIFAR_PAPER_COMPONENTS,
@@ -210,6 +212,22 @@ register_task(  # the same data, normalisation and loader; a pair and schedule t
         component_defaults=CIFAR_CPU_COMPONENTS,
         cpu_variant=None,
         scale_note="about 10 to 20 minutes a run on 2 CPU cores, after a teacher of 20 to 60 minutes",
+    )
+)
+register_task(  # the same data and normalisation at 16x16, with the digits' small CNN pair: a fast agent suite
+    dataclasses.replace(
+        CIFAR10,
+        name="cifar10-16",
+        input_shape=(3, 16, 16),
+        teacher_arch="cnn",
+        student_arch="cnn_half",
+        loader=_torchvision_loader("cifar10", 16),
+        recipe=TeacherRecipe(epochs=30, batch_size=128, lr=0.05, weight_decay=5e-4, max_shift=2, hflip=True),
+        description="CIFAR-10 resized to 16x16 with a small CNN pair: the CIFAR-like suite of the agent benchmarks",
+        engine_defaults=CIFAR16_DEFAULTS,
+        component_defaults=CIFAR16_COMPONENTS,
+        cpu_variant=None,
+        scale_note="a teacher of about 10 minutes and environment steps of under a second on 2 CPU cores",
     )
 )
 register_task(
