@@ -106,3 +106,46 @@ def test_compare_tabulates_iqm_and_probability_of_improvement(tmp_path: Path) ->
     assert (tmp_path / "protocol.png").stat().st_size > 0
     # 12 scores, 4 each of .55 .65 .75: the middle six are .55, four .65 and .75
     assert results["ppo"]["iqm"]["student_acc"]["value"] == pytest.approx(0.65)
+
+
+def test_every_pair_of_policies_gets_its_probability_of_improvement(tmp_path: Path) -> None:
+    rule = [episode(0, s, 0.5 + 0.1 * s) for s in range(3)]
+    constant = [episode(0, s, 0.45 + 0.1 * s) for s in range(3)]
+    learner = [episode(t, s, 0.55 + 0.1 * s) for t in range(4) for s in range(3)]
+    results = {
+        "ssdkd": compare.summarise(rule, 1),
+        "best-constant": compare.summarise(constant, 1),
+        "ppo": compare.summarise(learner, 4),
+    }
+    pairwise = compare.pairwise_improvement(results, reps=200)
+    assert set(pairwise) == set(results) and all(label not in row for label, row in pairwise.items())
+    # the learner beats both fixed policies on every evaluation seed, with every training seed
+    assert pairwise["ppo"]["ssdkd"]["value"] == pytest.approx(1.0)
+    assert pairwise["ppo"]["best-constant"]["ci95_low"] == pytest.approx(1.0)
+    assert pairwise["ssdkd"]["ppo"]["value"] == pytest.approx(0.0)
+    # two fixed policies: unpaired over all pairs of evaluation seeds, {.5,.6,.7} against {.45,.55,.65}
+    assert pairwise["ssdkd"]["best-constant"]["value"] == pytest.approx(6 / 9)
+    assert pairwise["best-constant"]["ssdkd"]["value"] == pytest.approx(3 / 9)
+    compare.write_tables(tmp_path, results, pairwise)
+    assert "| ppo | 1.00 [1.00, 1.00] | 1.00 [1.00, 1.00] | — |" in (tmp_path / "compare.md").read_text()
+
+
+def test_the_mean_observation_ablation_replays_each_seed_on_its_episode_s_mean_observation() -> None:
+    from agents.common.evaluation import EvalJob, EvalResult, ObservationReplaced
+
+    job = EvalJob("ppo", "ppo", {}, (7, 8), Path("agent"), train_seed=3)
+    episodes = [{"seed": 7, "mean_observation": [0.5, 1.0]}, {"seed": 8, "mean_observation": [0.0, -1.0]}]
+    (ablation,) = compare.mean_observation_jobs(
+        [EvalResult(job, episodes), EvalResult(EvalJob("ssdkd", "ssdkd", {}, (7,)), [])], ["ppo"]
+    )
+    assert (ablation.label, ablation.name, ablation.seeds, ablation.train_seed) == ("ppo-mean-obs", "ppo", (7, 8), 3)
+    assert ablation.observations == {7: [0.5, 1.0], 8: [0.0, -1.0]}
+
+    class Echo:
+        def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+            return obs
+
+    replaced = ObservationReplaced(Echo(), [0.5, 1.0])  # type: ignore[arg-type]
+    np.testing.assert_array_equal(replaced.act(np.array([9.0, 9.0])), [0.5, 1.0])
+    with pytest.raises(UserError, match="--mean-observation names no policy"):
+        compare.ablated_labels("ssdkd,nope", compare.policy_specs("ssdkd,uniform", [0]))

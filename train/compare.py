@@ -33,6 +33,15 @@ The protocol (Agarwal et al. 2021 and Henderson et al. 2018 on reporting RL resu
   seeds, so that P(X > Y) pairs each training seed with the fixed policy on the same evaluation seed
   (two fixed policies are compared over all pairs of evaluation seeds, not seed by seed).
 
+- every ordered pair of policies gets its P(X > Y) of the headline metric with its CI (compare.md's
+  last table, compare.json's ``pairwise``), so a learner is read against every baseline at once;
+- ``--mean-observation LABEL`` is the state-dependence ablation: LABEL's policy plays the same
+  evaluation seeds again acting on its own mean observation of each seed's episode (its decisions
+  with the state taken away), as the row ``LABEL-mean-obs``.
+
+With ``--suite``, the episodes start from the instances of ``--instance-set`` (default: the held-out
+``test`` split), seed ``s`` playing instance ``s mod n``.
+
 Writes OUT/compare.csv, OUT/compare.md, OUT/compare.json, OUT/compare.png, OUT/protocol.png (IQM and
 probability of improvement, with their CIs) and, with learners, OUT/learning_curves.png.
 """
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import statistics
@@ -55,7 +65,7 @@ from scipy.stats import t as student_t
 from tqdm import tqdm
 
 from agents import preferred_action_mode
-from agents.common.evaluation import EvalJob, evaluate_jobs
+from agents.common.evaluation import EvalJob, EvalResult, evaluate_jobs
 from agents.registry import AGENTS
 from ssdkd_env.common.cli import add_common_flags, apply_scale, apply_suite, make_parser, parse_seeds, run_cli
 from ssdkd_env.common.io import write_json
@@ -84,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-seeds", type=parse_seeds, default=[0], metavar="LIST", help="training seeds of {seed} paths"
     )
     p.add_argument("--reference", default="ssdkd", help="the policy every other is paired against")
+    p.add_argument(
+        "--mean-observation",
+        default="",
+        metavar="LABELS",
+        help="the state-dependence ablation of these policies (comma-separated labels): each plays the same "
+        "evaluation seeds again acting on its own mean observation of that seed's episode, as LABEL-mean-obs",
+    )
     p.add_argument(
         "--bootstrap-reps",
         type=int,
@@ -165,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     rliable()  # the protocol's library, checked before any evaluation
     seeds: list[int] = args.seeds
     specs = policy_specs(args.agents, args.train_seeds)
+    ablated_labels(args.mean_observation, specs)  # checked before the folder is touched
     with RunFolder(args.out, RUN_FILES, overwrite=args.overwrite):
         return compare(args, task, seeds, specs)
 
@@ -184,17 +202,26 @@ def compare(args: argparse.Namespace, task: TaskSpec, seeds: list[int], specs: l
     outcomes = evaluate_jobs(
         jobs, args.jobs, on_done=lambda r: bar.update(len(r.episodes)), remedy="run the same command again"
     )
+    ablated = ablated_labels(args.mean_observation, specs)
+    ablation = mean_observation_jobs(outcomes, ablated)
+    bar.total += sum(len(job.seeds) for job in ablation)
+    outcomes += evaluate_jobs(
+        ablation, args.jobs, on_done=lambda r: bar.update(len(r.episodes)), remedy="run the same command again"
+    )
     bar.close()
     results: dict[str, dict[str, Any]] = {}
-    for spec in specs:
-        episodes = [e for outcome in outcomes if outcome.job.label == spec.label for e in outcome.episodes]
-        results[spec.label] = summarise(episodes, len(spec.paths))
+    for label, count in [(spec.label, len(spec.paths)) for spec in specs] + [
+        (mean_observation_label(label), len(next(s for s in specs if s.label == label).paths)) for label in ablated
+    ]:
+        episodes = [e for outcome in outcomes if outcome.job.label == label for e in outcome.episodes]
+        results[label] = summarise(episodes, count)
     reference = next((spec.label for spec in specs if spec.label == args.reference), None)
     if reference is not None:
         for label, res in results.items():
             if label != reference:
                 res["paired"] = paired_against(res["episodes"], results[reference]["episodes"])
     rl_protocol(results, reference, args.bootstrap_reps)
+    pairwise = pairwise_improvement(results, args.bootstrap_reps)
     curves = learning_curves(specs)
     for label, curve in curves.items():
         results[label]["learning"] = curve["rise"]
@@ -203,12 +230,55 @@ def compare(args: argparse.Namespace, task: TaskSpec, seeds: list[int], specs: l
     saved = {"task": task.name, "seeds": seeds, "train_seeds": args.train_seeds, "reference": reference}
     if args.suite is not None:
         saved["instances"] = {"suite": args.suite, "split": args.instance_set}
-    write_json(args.out / "compare.json", {**saved, "results": results})
-    write_tables(args.out, results)
+    write_json(args.out / "compare.json", {**saved, "results": results, "pairwise": pairwise})
+    write_tables(args.out, results, pairwise)
     plot_protocol(args.out / "protocol.png", results, reference)
     if curves:
         plot_learning_curves(args.out / "learning_curves.png", curves)
     return 0
+
+
+def ablated_labels(text: str, specs: list[PolicySpec]) -> list[str]:
+    """The labels of ``--mean-observation``, each one of ``specs``'."""
+    labels = [label.strip() for label in text.split(",") if label.strip()]
+    if unknown := [label for label in labels if label not in {spec.label for spec in specs}]:
+        raise UserError(f"--mean-observation names no policy of --agents: {', '.join(unknown)}")
+    return labels
+
+
+def mean_observation_label(label: str) -> str:
+    return f"{label}-mean-obs"
+
+
+def mean_observation_jobs(outcomes: list[EvalResult], labels: list[str]) -> list[EvalJob]:
+    """The state-dependence ablation of the policies ``labels``: each job of theirs again, the policy
+    acting on its mean observation of the same seed's episode in place of the environment's."""
+    jobs = []
+    for outcome in outcomes:
+        if outcome.job.label in labels:
+            observations = {int(e["seed"]): e["mean_observation"] for e in outcome.episodes}
+            label = mean_observation_label(outcome.job.label)
+            jobs.append(dataclasses.replace(outcome.job, label=label, observations=observations, keep_last=False))
+    return jobs
+
+
+def pairwise_improvement(results: dict[str, dict[str, Any]], reps: int) -> dict[str, dict[str, dict[str, float]]]:
+    """P(X > Y) of the headline metric for every ordered pair of policies, with its 95% stratified
+    bootstrap CI: ``pairwise[X][Y]``. Learners enter with their training seeds as runs (paired on the
+    same evaluation seeds); two fixed policies are compared over all pairs of evaluation seeds."""
+    metric = headline_metric(results)
+    matrices = {label: run_task_scores(res["episodes"], metric) for label, res in results.items()}
+    present = {label: m for label, m in matrices.items() if m is not None}
+    pairwise: dict[str, dict[str, dict[str, float]]] = {}
+    for label, x in present.items():
+        for other, y in present.items():
+            if other == label:
+                continue
+            a, b = x, y
+            if (a.shape[0] == 1) == (b.shape[0] == 1):
+                a, b = as_runs(a), as_runs(b)
+            pairwise.setdefault(label, {})[other] = probability_of_improvement(a, b, reps).to_dict()
+    return pairwise
 
 
 def summarise(episodes: list[dict[str, Any]], train_seeds: int) -> dict[str, Any]:
@@ -310,7 +380,9 @@ def plot_learning_curves(path: Path, curves: dict[str, dict[str, Any]]) -> None:
     fig.savefig(path)
 
 
-def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
+def write_tables(
+    out: Path, results: dict[str, dict[str, Any]], pairwise: dict[str, dict[str, dict[str, float]]] | None = None
+) -> None:
     rows = []
     for label, res in results.items():
         for metric in METRICS:
@@ -365,6 +437,18 @@ def write_tables(out: Path, results: dict[str, dict[str, Any]]) -> None:
             lines.append(
                 f"| {label} | {rise['mean']:+.4f} | [{rise['ci95_low']:+.4f}, {rise['ci95_high']:+.4f}] | {rise['n']} |"
             )
+    if pairwise:
+        others = list(results)
+        lines += ["", f"P(row > column), {headline_metric(results)} [95% stratified bootstrap CI]:", ""]
+        lines.append("| policy | " + " | ".join(others) + " |")
+        lines.append("|---|" + "---|" * len(others))
+        for label, row in pairwise.items():
+            cells = [
+                "—" if o == label or o not in row else f"{row[o]['value']:.2f} [{row[o]['ci95_low']:.2f}, "
+                f"{row[o]['ci95_high']:.2f}]"
+                for o in others
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     (out / "compare.md").write_text("\n".join(lines) + "\n")
     metric = headline_metric(results)
     labels = [label for label in results if metric in results[label]]

@@ -14,7 +14,8 @@ last checkpoint and a missing one starts. Then ``train/compare.py`` plays the --
 every learner's training seeds on the same evaluation seeds of the test split (--eval-blocks blocks
 of one seed per instance) and writes the protocol's table and figures in OUT/compare.
 
-``--hyper LEARNER:KEY=VALUE`` passes a hyper-parameter to one learner (repeatable).
+``--hyper LEARNER:KEY=VALUE`` passes a hyper-parameter to one learner (repeatable), and
+``--mean-observation LEARNERS`` adds their state-dependence ablation to the comparison.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class StudyArgs:
     eval_blocks: int
     hyper: dict[str, tuple[str, ...]]
     jobs: int
+    ablated: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-seeds", type=parse_seeds, default=list(range(10)), metavar="LIST", help="training seeds")
     p.add_argument("--total-steps", type=int, default=400, help="environment steps of each learner's training")
     p.add_argument("--eval-blocks", type=int, default=4, help="evaluation seeds per test instance")
+    p.add_argument(
+        "--mean-observation",
+        default="",
+        metavar="LEARNERS",
+        help="learners whose state dependence is measured: compare.py --mean-observation (comma-separated)",
+    )
     p.add_argument("--hyper", action="append", default=[], metavar="LEARNER:KEY=VALUE", help="one learner's hyper")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one process and torch thread each)")
     add_common_flags(p, "instance-dir", "teacher", "data-root", "device", "out", "resume", "no-progress")
@@ -80,6 +88,9 @@ def checked(args: argparse.Namespace) -> StudyArgs:
         raise UserError(f"--fixed takes fixed policies; {', '.join(wrong)} learn (give them in --learners)")
     if args.total_steps < 1 or args.eval_blocks < 1 or args.jobs < 1:
         raise UserError("--total-steps, --eval-blocks and --jobs must be at least 1")
+    ablated = tuple(n.strip() for n in args.mean_observation.split(",") if n.strip())
+    if wrong := [n for n in ablated if n not in learners]:
+        raise UserError(f"--mean-observation takes learners of --learners; not {', '.join(wrong)}")
     hyper: dict[str, list[str]] = {}
     for item in args.hyper:
         learner, colon, setting = item.partition(":")
@@ -95,6 +106,7 @@ def checked(args: argparse.Namespace) -> StudyArgs:
         args.eval_blocks,
         {k: tuple(v) for k, v in hyper.items()},
         args.jobs,
+        ablated,
     )
 
 
@@ -140,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{seeds[0]}-{seeds[1]}",
         "--jobs",
         str(study.jobs),
+        *(["--mean-observation", ",".join(study.ablated)] if study.ablated else []),
         "--out",
         str(out / "compare"),
         "--overwrite",

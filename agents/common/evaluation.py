@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from agents.base import Agent
@@ -41,7 +42,9 @@ class EvalJob:
 
     ``agent_seed`` seeds a fixed policy that draws (``random``) and ``hyper`` configures a fixed one
     (``fixed``'s ``action``); ``keep_last`` asks for the student and memory of the last episode
-    (:class:`KeptEpisode`)."""
+    (:class:`KeptEpisode`). ``observations`` (per evaluation seed) makes the policy act on that one
+    observation in place of the environment's, the state-dependence ablation
+    (:class:`ObservationReplaced`)."""
 
     label: str
     name: str
@@ -52,6 +55,19 @@ class EvalJob:
     agent_seed: int = 0
     keep_last: bool = False
     hyper: dict[str, Any] = field(default_factory=dict)
+    observations: dict[int, list[float]] | None = None
+
+
+class ObservationReplaced:
+    """``policy`` acting on ``observation`` whatever the environment shows: the same decisions with
+    the state taken away (given the episode's mean observation, the policy plays open loop)."""
+
+    def __init__(self, policy: Agent, observation: list[float]) -> None:
+        self.policy = policy
+        self.observation = np.asarray(observation, dtype=np.float32)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> Any:
+        return self.policy.act(self.observation.copy(), deterministic)
 
 
 @dataclass
@@ -98,7 +114,8 @@ def evaluate_job(job: EvalJob) -> EvalResult:
     )
     episodes = []
     for seed in job.seeds:
-        episode = run_episode(env, policy, seed)
+        acting = policy if job.observations is None else ObservationReplaced(policy, job.observations[seed])
+        episode = run_episode(env, acting, seed)
         episode["train_seed"] = job.train_seed
         episodes.append(episode)
     return EvalResult(job, episodes, _kept(env) if job.keep_last else None)

@@ -160,7 +160,8 @@ def env_config_from_cli(task: str, action_mode: str, args: Any, instance_set: Sp
 def run_episode(
     env: gym.Env, policy: Policy, seed: int, on_round: Callable[[], object] | None = None
 ) -> dict[str, Any]:
-    """Play one episode with ``policy`` (deterministic): per-round curves and final measures.
+    """Play one episode with ``policy`` (deterministic): per-round curves, final measures and the
+    mean of the observations the policy acted on.
     ``on_round`` is called after every round (a progress bar's update). With an instance set, seed
     ``s`` plays instance ``s mod n``, so consecutive evaluation seeds cover every instance evenly."""
     base = env.unwrapped
@@ -169,7 +170,9 @@ def run_episode(
     obs, start_info = env.reset(seed=seed, options=options)
     done, total, rounds = False, 0.0, []
     info: dict[str, Any] = {}
+    seen = np.zeros_like(np.asarray(obs, dtype=np.float64))
     while not done:
+        seen += np.asarray(obs, dtype=np.float64)
         obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
         total += float(reward)
         done = terminated or truncated
@@ -192,6 +195,8 @@ def run_episode(
         "diverged": bool(info.get("diverged")),
         "synthetic_samples": base.engine.synthetic_samples,
         "rounds": rounds,
+        # the mean of the observations the policy acted on (the state-dependence ablation replays it)
+        "mean_observation": (seen / max(len(rounds), 1)).tolist(),
     }
 
 
