@@ -16,7 +16,7 @@ from ssdkd_env.tasks import get_task, list_tasks
 
 
 def test_registry_lists_all_tasks() -> None:
-    classification = {"digits", "mnist", "fashion-mnist", "svhn", "cifar10", "cifar10-cpu", "cifar100"}
+    classification = {"digits", "mnist", "fashion-mnist", "svhn", "cifar10", "cifar10-cpu", "cifar10-16", "cifar100"}
     segmentation = {"shapes", "camvid", "camvid-cpu", "nyuv2", "nyuv2-cpu"}
     assert set(list_tasks()) == classification | segmentation
     assert {name for name in list_tasks() if get_task(name).kind == "segmentation"} == segmentation
@@ -73,6 +73,17 @@ def test_cifar_loader_reads_fake_batches(tmp_path: Path, name: str, classes: int
     assert len(train) == (30 if classes == 10 else 6) and test.images.shape == (6, 3, 32, 32)
     assert np.array_equal(test.images.numpy().reshape(6, -1), written["test_data"])
     assert np.array_equal(test.labels.numpy(), written["test_labels"])
+
+
+def test_cifar10_16_reads_the_same_batches_at_16x16(tmp_path: Path) -> None:
+    written = write_cifar(tmp_path, 10, per_batch=6)
+    test = get_task("cifar10-16").load(tmp_path, train=False)
+    assert test.images.shape == (6, 3, 16, 16) and test.images.dtype == torch.uint8
+    assert np.array_equal(test.labels.numpy(), written["test_labels"])
+    full = torch.from_numpy(written["test_data"].reshape(6, 3, 32, 32)).float()
+    # bilinear 32 -> 16 without antialiasing: each pixel is the mean of a 2x2 block, rounded
+    expected = torch.nn.functional.avg_pool2d(full, 2).round()
+    assert (test.images.float() - expected).abs().max() <= 1.0
 
 
 def test_svhn_loader_reads_fake_mat(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ REQUIRED = {
     ("digits", "cnn"),
     ("mnist", "lenet5"),
     ("cifar10-cpu", "wrn16_1"),
+    ("cifar10-16", "cnn"),
     ("shapes", "unet_s"),
     ("camvid-cpu", "unet_s"),
 }
