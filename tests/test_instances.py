@@ -119,7 +119,7 @@ def test_the_same_seed_replays_the_same_instance_exactly(cache: Path) -> None:
 
 def test_an_instance_continues_its_reference_run_exactly(cache: Path, built: tuple[Path, Path]) -> None:
     env = instance_env()
-    info, _, _, infos = play(env, options={"instance": 1})  # seed 0 after round START
+    info, _, _, infos = play(env, options={"instance": 1, "replay_reference": True})  # seed 0 after round START
     assert info["instance"] == 1 and info["instance_name"] == f"{SUITE}-train-s0-r{START}"
     assert len(infos) == BUDGET and [i["round"] for i in infos] == [START + 1, START + BUDGET]
     reference = DistillationEnv(
@@ -129,6 +129,17 @@ def test_an_instance_continues_its_reference_run_exactly(cache: Path, built: tup
     assert len(reference_infos) == START + BUDGET
     for ours, theirs in zip(infos, reference_infos[START:], strict=True):
         assert {k: ours[k] for k in METRICS} == {k: theirs[k] for k in METRICS}
+
+
+def test_seeds_give_different_runs_from_the_same_instance_state(cache: Path) -> None:
+    env = instance_env()
+    runs = [play(env, seed=seed, options={"instance": 1}) for seed in (5, 6, 5)]
+    assert [r[0]["episode_seed"] for r in runs] == [5, 6, 5]
+    np.testing.assert_array_equal(runs[0][1][0], runs[1][1][0])  # the same starting state
+    assert runs[0][3][-1]["probe_kl"] != runs[1][3][-1]["probe_kl"]  # then each seed's own randomness
+    assert [i["probe_kl"] for i in runs[0][3]] == [i["probe_kl"] for i in runs[2][3]]  # and the same seed replays
+    reference = play(env, seed=5, options={"instance": 1, "replay_reference": True})
+    assert reference[0]["episode_seed"] == 0  # the reference run's own seed and random states
 
 
 def test_reset_options_pick_the_instance_and_the_episode_ends_after_the_budget(cache: Path) -> None:

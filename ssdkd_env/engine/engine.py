@@ -257,6 +257,13 @@ class DistillationEngine:
             },
         }
 
+    def reseed(self, seed: int) -> None:
+        """Seed the run's random generators afresh, in place: every component draws from them, so the
+        state is kept and the randomness from here on is ``seed``'s."""
+        self.rng.manual_seed(seed)
+        if self.device_rng is not self.rng:
+            self.device_rng.manual_seed(seed)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.round, self.synthetic_samples = int(state["round"]), int(state["synthetic_samples"])
         self.rng.set_state(state["rng"])

@@ -137,7 +137,11 @@ class DistillationEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Fresh student, generator, memory (the teacher and the probe set are kept); with an instance
         set, the state of an instance: ``options={"instance": i}``, else one drawn from the
-        environment's own generator (seeded by ``seed``).
+        environment's own generator (seeded by ``seed``). An instance's episode draws its randomness
+        from the episode seed (``seed``, else one drawn from the environment's generator), so one
+        instance under several seeds gives several runs from the same state;
+        ``options={"replay_reference": True}`` keeps the reference run's own random states instead
+        (with the configured actions the episode is then exactly that run's rounds ``k+1..``).
 
         Without an instance set, ``options`` may override engine fields for this episode by dotted
         key, e.g. ``{"rounds": 10}``.
@@ -145,13 +149,15 @@ class DistillationEnv(gym.Env):
         super().reset(seed=seed)
         options = dict(options or {})
         instance = options.pop("instance", None)
+        replay_reference = bool(options.pop("replay_reference", False))
         if self.engine is not None:
             self.engine.close()  # the teacher is shared: drop the previous episode's hooks
         if self.instances is not None:
             if options:
                 raise UserError(
                     f"an instance's episode keeps its reference run's configuration: reset options "
-                    f"{', '.join(sorted(options))} are refused with an instance set (only 'instance' is taken)"
+                    f"{', '.join(sorted(options))} are refused with an instance set (only 'instance' and "
+                    f"'replay_reference' are taken)"
                 )
             index = self._instance_index(instance)
             start = self.instances.instances[index]
@@ -160,11 +166,14 @@ class DistillationEnv(gym.Env):
             self._end_round = start.end_round
             self._instance_info = {"instance": index, "instance_name": start.name}
             episode_seed = start.seed
+            if not replay_reference:
+                episode_seed = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
+                self.engine.reseed(episode_seed)
         else:
-            if instance is not None:
+            if instance is not None or replay_reference:
                 raise UserError(
-                    "reset option 'instance' needs an instance set: make the environment with "
-                    "suite=... and instance_set='train' or 'test'"
+                    "reset options 'instance' and 'replay_reference' need an instance set: make the environment "
+                    "with suite=... and instance_set='train' or 'test'"
                 )
             episode_seed = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
             engine_config = replace_nested(self.config.engine, **options) if options else self.config.engine
