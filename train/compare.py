@@ -33,8 +33,8 @@ The protocol (Agarwal et al. 2021 and Henderson et al. 2018 on reporting RL resu
   seeds, so that P(X > Y) pairs each training seed with the fixed policy on the same evaluation seed
   (two fixed policies are compared over all pairs of evaluation seeds, not seed by seed).
 
-- every ordered pair of policies gets its P(X > Y) of the headline metric with its CI (compare.md's
-  last table, compare.json's ``pairwise``), so a learner is read against every baseline at once;
+- every learner gets its P(X > Y) of the headline metric against every other policy, with its CI
+  (compare.md's last table, compare.json's ``pairwise``), so it is read against every baseline at once;
 - ``--mean-observation LABEL`` is the state-dependence ablation: LABEL's policy plays the same
   evaluation seeds again acting on its own mean observation of each seed's episode (its decisions
   with the state taken away), as the row ``LABEL-mean-obs``.
@@ -263,21 +263,21 @@ def mean_observation_jobs(outcomes: list[EvalResult], labels: list[str]) -> list
 
 
 def pairwise_improvement(results: dict[str, dict[str, Any]], reps: int) -> dict[str, dict[str, dict[str, float]]]:
-    """P(X > Y) of the headline metric for every ordered pair of policies, with its 95% stratified
-    bootstrap CI: ``pairwise[X][Y]``. Learners enter with their training seeds as runs (paired on the
-    same evaluation seeds); two fixed policies are compared over all pairs of evaluation seeds."""
+    """P(X > Y) of the headline metric, with its 95% stratified bootstrap CI, of every learner X (a
+    policy of several training seeds, its mean-observation ablation included) against every other
+    policy Y: ``pairwise[X][Y]``. The learner's training seeds are its runs, paired with Y's on the
+    same evaluation seeds; a fixed policy counts as one run per evaluation seed. (Rows are learners
+    only: each comparison costs seconds of bootstrap, and fixed against fixed is in the main table.)"""
     metric = headline_metric(results)
     matrices = {label: run_task_scores(res["episodes"], metric) for label, res in results.items()}
     present = {label: m for label, m in matrices.items() if m is not None}
     pairwise: dict[str, dict[str, dict[str, float]]] = {}
     for label, x in present.items():
+        if x.shape[0] == 1:
+            continue
         for other, y in present.items():
-            if other == label:
-                continue
-            a, b = x, y
-            if (a.shape[0] == 1) == (b.shape[0] == 1):
-                a, b = as_runs(a), as_runs(b)
-            pairwise.setdefault(label, {})[other] = probability_of_improvement(a, b, reps).to_dict()
+            if other != label:
+                pairwise.setdefault(label, {})[other] = probability_of_improvement(x, y, reps).to_dict()
     return pairwise
 
 
