@@ -210,9 +210,9 @@ def compare(args: argparse.Namespace, task: TaskSpec, seeds: list[int], specs: l
     )
     bar.close()
     results: dict[str, dict[str, Any]] = {}
-    for label, count in [(spec.label, len(spec.paths)) for spec in specs] + [
-        (mean_observation_label(label), len(next(s for s in specs if s.label == label).paths)) for label in ablated
-    ]:
+    train_seeds = {spec.label: len(spec.paths) for spec in specs}
+    train_seeds.update({mean_observation_label(label): train_seeds[label] for label in ablated})
+    for label, count in train_seeds.items():
         episodes = [e for outcome in outcomes if outcome.job.label == label for e in outcome.episodes]
         results[label] = summarise(episodes, count)
     reference = next((spec.label for spec in specs if spec.label == args.reference), None)

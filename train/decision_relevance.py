@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -43,7 +43,7 @@ from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.env import make_env
 from ssdkd_env.env.distillation_env import DistillationEnv
 from ssdkd_env.env.evaluation import make_env_config
-from ssdkd_env.env.instances import SUITES
+from ssdkd_env.env.instances import SUITES, Split
 from ssdkd_env.errors import UserError
 
 RUN_FILES = ("relevance.json", "relevance.md", "relevance.png")
@@ -55,7 +55,7 @@ class RelevanceArgs:
     """What a measurement is made of (the parsed flags, checked)."""
 
     suite: str
-    instance_set: str
+    instance_set: Split
     constants: int
     rule_seeds: int
     seed: int
@@ -81,7 +81,8 @@ def checked(args: argparse.Namespace) -> RelevanceArgs:
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
     SUITES.get(args.suite)  # an unknown suite: one line naming the valid ones
-    return RelevanceArgs(args.suite, args.instance_set, args.constants, args.rule_seeds, args.seed, args.jobs)
+    split = cast(Split, args.instance_set)  # argparse's choices are the two splits
+    return RelevanceArgs(args.suite, split, args.constants, args.rule_seeds, args.seed, args.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +105,7 @@ def measure(spec: RelevanceArgs, args: argparse.Namespace) -> int:
         data_root=args.data_root,
         device=args.device,
         suite=spec.suite,
-        instance_set="test" if spec.instance_set == "test" else "train",
+        instance_set=spec.instance_set,
         instance_dir=args.instance_dir,
     )
     env = make_env(config)

@@ -10,9 +10,10 @@ Each (learner, training seed) is one ``train/run_agent.py --suite SUITE`` run in
 with the same --total-steps for every learner (equal environment steps), --jobs at a time, each in a
 process of one torch thread. Its results stay in its own folder, so a stopped study loses at most
 the runs in progress: with --resume a finished run is kept, an interrupted one continues from its
-last checkpoint and a missing one starts. Then ``train/compare.py`` plays the --fixed policies and
-every learner's training seeds on the same evaluation seeds of the test split (--eval-blocks blocks
-of one seed per instance) and writes the protocol's table and figures in OUT/compare.
+last checkpoint and a missing one starts (--overwrite deletes the study's runs first). Then
+``train/compare.py`` plays the --fixed policies and every learner's training seeds on the same
+evaluation seeds of the test split (--eval-blocks blocks of one seed per instance) and writes the
+protocol's table and figures in OUT/compare.
 
 ``--hyper LEARNER:KEY=VALUE`` passes a hyper-parameter to one learner (repeatable), and
 ``--mean-observation LEARNERS`` adds their state-dependence ablation to the comparison.
@@ -32,6 +33,7 @@ from pathlib import Path
 from agents.registry import AGENTS
 from ssdkd_env.common.cli import add_common_flags, make_parser, parse_seeds, run_cli
 from ssdkd_env.common.io import write_json
+from ssdkd_env.common.runfolder import RunFolder
 from ssdkd_env.env.instances import SUITES, load_instance_set
 from ssdkd_env.errors import UserError, unknown_name
 
@@ -70,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hyper", action="append", default=[], metavar="LEARNER:KEY=VALUE", help="one learner's hyper")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one process and torch thread each)")
-    add_common_flags(p, "instance-dir", "teacher", "data-root", "device", "out", "resume", "no-progress")
+    add_common_flags(
+        p, "instance-dir", "teacher", "data-root", "device", "out", "resume", "overwrite", "no-progress"
+    )
     p.set_defaults(out=Path("runs/study"))
     return p
 
@@ -113,10 +117,19 @@ def checked(args: argparse.Namespace) -> StudyArgs:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     study = checked(args)
+    with RunFolder(args.out, study_files(study), resume=args.resume, overwrite=args.overwrite):
+        return run_study(study, args)
+
+
+def study_files(study: StudyArgs) -> list[str]:
+    """What a study writes in its folder: one folder and log per run, the comparison and study.json."""
+    runs = [f"{learner}-s{seed}" for learner in study.learners for seed in study.train_seeds]
+    return ["study.json", "compare", *runs, *(f"{run}.log" for run in runs)]
+
+
+def run_study(study: StudyArgs, args: argparse.Namespace) -> int:
+    """Train every (learner, seed) not yet finished in ``args.out``, then compare on the test split."""
     out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not args.resume:
-        raise UserError(f"{out} already holds a study: continue it with --resume, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     shared = [
         *(["--instance-dir", args.instance_dir] if args.instance_dir else []),
         *(["--teacher", args.teacher] if args.teacher else []),
