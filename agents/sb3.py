@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.base import Agent, Callback
 from agents.common import sb3_files
-from agents.common.actions import canonical_rule
+from agents.common.actions import canonical_rule, canonical_uniform
 from agents.registry import register_agent
 from ssdkd_env.errors import UserError
 
@@ -352,23 +352,29 @@ class GaussianPolicyAgent(SB3Agent):
       ``default_action()``) instead of the centre of the box. The action layer's bias is set to the
       rule's canonical action; its weights start near zero (SB3's orthogonal init, gain 0.01), so
       every observation first maps to the rule and learning moves away from it where that pays.
+    - ``start_at_uniform``: the same, at the ``uniform`` baseline's action (the rule with alpha = beta = 0),
+      for learning that moves away from the strongest fixed baseline of the instance suites.
     - ``initial_std``: the Gaussian's initial standard deviation (SB3's default 1 spreads the first
       actions over the whole [-1, 1] box, as wide as random actions).
     """
 
-    own_defaults: ClassVar[dict[str, Any]] = {"start_at_rule": False, "initial_std": 1.0}
+    own_defaults: ClassVar[dict[str, Any]] = {"start_at_rule": False, "start_at_uniform": False, "initial_std": 1.0}
     own_hypers = frozenset(own_defaults)
 
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0, device: str = "cpu", **hyper: Any) -> None:
         super().__init__(env, seed, device, **hyper)
-        if self.hyper["start_at_rule"]:
+        starts = [key for key in ("start_at_rule", "start_at_uniform") if self.hyper[key]]
+        if len(starts) > 1:
+            raise UserError(f"agent '{self.name}': start_at_rule and start_at_uniform exclude each other")
+        if starts:
             if self.action_mode != "continuous":
-                raise UserError(f"agent '{self.name}': start_at_rule needs the continuous action form")
+                raise UserError(f"agent '{self.name}': {starts[0]} needs the continuous action form")
+            start = canonical_rule(env) if starts[0] == "start_at_rule" else canonical_uniform(env)
             action_net = self.model.policy.action_net
             assert isinstance(action_net, torch.nn.Linear)  # a diagonal Gaussian's mean layer
             bias = action_net.bias
             with torch.no_grad():
-                bias.copy_(torch.as_tensor(canonical_rule(env), dtype=bias.dtype, device=bias.device))
+                bias.copy_(torch.as_tensor(start, dtype=bias.dtype, device=bias.device))
 
     def algorithm_kwargs(self) -> dict[str, Any]:
         std = self.hyper["initial_std"]

@@ -159,6 +159,12 @@ def test_gaussian_policy_started_at_the_rule_acts_the_rule_with_the_asked_spread
         make_agent(name, env, initial_std=0.0)
     with pytest.raises(UserError, match="continuous"):
         make_agent(name, tiny_env(teacher, action_mode="multi_discrete"), start_at_rule=True)
+    at_uniform = make_agent(name, env, start_at_uniform=True, initial_std=0.1)
+    uniform = env.decode_action(make_agent("uniform", env).act(obs))
+    assert (uniform.alpha, uniform.beta) == (0.0, 0.0)
+    np.testing.assert_allclose(at_uniform.act(obs), make_agent("uniform", env).act(obs), atol=0.05)
+    with pytest.raises(UserError, match="exclude each other"):
+        make_agent(name, env, start_at_rule=True, start_at_uniform=True)
 
 
 def test_fixed_agent_takes_the_given_action(teacher: torch.nn.Module) -> None:

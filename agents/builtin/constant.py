@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from abc import abstractmethod
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from agents.common.actions import default_action, distillation_env, unit_to_action
+from agents.common.actions import canonical_uniform, default_action, distillation_env, unit_to_action
 from agents.common.stepping import SteppingAgent
 from agents.registry import register_agent
 from ssdkd_env.errors import UserError
@@ -80,6 +79,4 @@ class UniformAgent(ConstantAgent):
     name = "uniform"
 
     def constant_action(self) -> np.ndarray | int:
-        env = distillation_env(self.env)
-        decision = dataclasses.replace(env.config.engine.action, alpha=0.0, beta=0.0)
-        return unit_to_action(self.env, env.encode_action(decision))
+        return unit_to_action(self.env, canonical_uniform(self.env))

@@ -3,6 +3,8 @@ decision the method acts on, ``DistillationEnv.action_fields``) into it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -58,3 +60,14 @@ def canonical_rule(env: gym.Env | VecEnv) -> np.ndarray:
     if isinstance(env, VecEnv):
         return np.asarray(env.env_method("default_action", indices=[0])[0], dtype=np.float32)
     return distillation_env(env).default_action().astype(np.float32)
+
+
+def canonical_uniform(env: gym.Env | VecEnv) -> np.ndarray:
+    """The ``uniform`` baseline's canonical action: the configured decisions with alpha = beta = 0
+    (uniform replay, no importance weights), of the first env of a vector."""
+    if isinstance(env, VecEnv):
+        rule = env.get_attr("config", indices=[0])[0].engine.action
+        decision = dataclasses.replace(rule, alpha=0.0, beta=0.0)
+        return np.asarray(env.env_method("encode_action", decision, indices=[0])[0], dtype=np.float32)
+    base = distillation_env(env)
+    return base.encode_action(dataclasses.replace(base.config.engine.action, alpha=0.0, beta=0.0))
