@@ -204,17 +204,23 @@ def test_a_study_keeps_each_seed_s_run_and_resumes_without_training_again(tmp_pa
     for split in ("train", "test"):
         build_instance_set("digits-tiny", split, root=sets, device="cpu", progress=False)
     out = tmp_path / "study"
-    argv = ["--suite", "digits-tiny", "--instance-dir", str(sets), "--learners", "tpe-constant", "--fixed", "ssdkd"]
-    argv += ["--train-seeds", "0-1", "--total-steps", "2", "--eval-blocks", "1", "--jobs", "2", "--device", "cpu"]
-    argv += ["--out", str(out)]
+    argv = ["--suite", "digits-tiny", "--instance-dir", str(sets), "--learners", "tpe1:tpe-constant"]
+    argv += ["--fixed", "ssdkd", "--hyper", "tpe1:n_startup_trials=1", "--train-seeds", "0-1", "--total-steps", "2"]
+    argv += ["--eval-blocks", "1", "--jobs", "2", "--device", "cpu", "--out", str(out)]
     assert load_script("study").main(argv) == 0
-    summaries = [out / f"tpe-constant-s{s}" / "summary.json" for s in (0, 1)]
+    summaries = [out / f"tpe1-s{s}" / "summary.json" for s in (0, 1)]
     stamps = [p.stat().st_mtime_ns for p in summaries]
+    trained = json.loads(summaries[0].read_text())
+    assert trained["agent"] == "tpe-constant" and trained["hyper"]["n_startup_trials"] == 1  # the label's setting
     compared = json.loads((out / "compare" / "compare.json").read_text())
     assert compared["instances"] == {"suite": "digits-tiny", "split": "test"}
-    assert set(compared["results"]) == {"ssdkd", "tpe-constant"}
-    assert compared["results"]["tpe-constant"]["train_seeds"] == 2
+    assert set(compared["results"]) == {"ssdkd", "tpe1"}
+    assert compared["results"]["tpe1"]["train_seeds"] == 2
+    assert json.loads((out / "study.json").read_text())["learners"] == {"tpe1": "tpe-constant"}
     with pytest.raises(UserError, match="--resume"):
         load_script("study").main(argv)
     assert load_script("study").main([*argv, "--resume"]) == 0
     assert [p.stat().st_mtime_ns for p in summaries] == stamps  # finished runs are kept, not trained again
+    for learners, message in (("a:ppo,a:a2c", "twice"), ("a=b:ppo", "LABEL:NAME"), ("x:ssdkd", "learn")):
+        with pytest.raises(UserError, match=message):
+            load_script("study").main([*argv[:5], learners, "--out", str(tmp_path / "bad")])

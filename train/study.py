@@ -15,7 +15,9 @@ last checkpoint and a missing one starts (--overwrite deletes the study's runs f
 evaluation seeds of the test split (--eval-blocks blocks of one seed per instance) and writes the
 protocol's table and figures in OUT/compare.
 
-``--hyper LEARNER:KEY=VALUE`` passes a hyper-parameter to one learner (repeatable), and
+A learner given as LABEL:NAME runs agent NAME under its own label (folders, rows, ``--hyper``), so one
+agent can enter a study twice with different settings. ``--hyper LEARNER:KEY=VALUE`` passes a
+hyper-parameter to one learner (repeatable), and
 ``--mean-observation LEARNERS`` adds their state-dependence ablation to the comparison.
 """
 
@@ -27,7 +29,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.registry import AGENTS
@@ -46,7 +48,7 @@ class StudyArgs:
     """The study, checked: who learns, on which seeds, for how long, and what they are compared with."""
 
     suite: str
-    learners: tuple[str, ...]
+    learners: tuple[str, ...]  # labels: each names its runs, rows and --hyper settings
     fixed: tuple[str, ...]
     train_seeds: tuple[int, ...]
     total_steps: int
@@ -54,12 +56,22 @@ class StudyArgs:
     hyper: dict[str, tuple[str, ...]]
     jobs: int
     ablated: tuple[str, ...] = ()
+    agent_of: dict[str, str] = field(default_factory=dict)  # label -> agent name, where they differ
+
+    def agent(self, learner: str) -> str:
+        """The agent a learner's label stands for."""
+        return self.agent_of.get(learner, learner)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
     p.add_argument("--suite", required=True, help=f"instance suite: one of {', '.join(SUITES)}")
-    p.add_argument("--learners", default="ppo,tpe-constant,tpe-schedule", help="agents that learn, comma-separated")
+    p.add_argument(
+        "--learners",
+        default="ppo,tpe-constant,tpe-schedule",
+        help="agents that learn, comma-separated: NAME or LABEL:NAME (two settings of one agent, e.g. "
+        "ppo-uniform:ppo with --hyper ppo-uniform:start_at_uniform=true); runs and rows go by label",
+    )
     p.add_argument("--fixed", default="ssdkd,uniform,random", help="fixed baselines, comma-separated")
     p.add_argument("--train-seeds", type=parse_seeds, default=list(range(10)), metavar="LIST", help="training seeds")
     p.add_argument("--total-steps", type=int, default=400, help="environment steps of each learner's training")
@@ -81,12 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def checked(args: argparse.Namespace) -> StudyArgs:
     SUITES.get(args.suite)
-    learners = tuple(n.strip() for n in args.learners.split(",") if n.strip())
+    agent_of: dict[str, str] = {}
+    for item in (n.strip() for n in args.learners.split(",") if n.strip()):
+        label, colon, agent = item.rpartition(":")
+        if colon and (not label or not agent or any(c in label for c in ":=/{}")):
+            raise UserError(f"--learners takes NAME or LABEL:NAME, got '{item}'")
+        if (label or agent) in agent_of:
+            raise UserError(f"--learners names '{label or agent}' twice; give each setting its own label")
+        agent_of[label or agent] = agent
+    learners = tuple(agent_of)
     fixed = tuple(n.strip() for n in args.fixed.split(",") if n.strip())
-    for name in learners + fixed:
+    for name in (*agent_of.values(), *fixed):
         if name not in AGENTS:
             raise unknown_name("agent", name, AGENTS)
-    if wrong := [n for n in learners if not AGENTS[n].learns]:
+    if wrong := [n for n in learners if not AGENTS[agent_of[n]].learns]:
         raise UserError(f"--learners takes agents that learn; {', '.join(wrong)} do not (give them in --fixed)")
     if wrong := [n for n in fixed if AGENTS[n].learns]:
         raise UserError(f"--fixed takes fixed policies; {', '.join(wrong)} learn (give them in --learners)")
@@ -111,6 +131,7 @@ def checked(args: argparse.Namespace) -> StudyArgs:
         {k: tuple(v) for k, v in hyper.items()},
         args.jobs,
         ablated,
+        {label: agent for label, agent in agent_of.items() if label != agent},
     )
 
 
@@ -149,7 +170,7 @@ def run_study(study: StudyArgs, args: argparse.Namespace) -> int:
         raise UserError(f"training failed for {', '.join(failed)} (their logs: {logs}); rerun with --resume")
     trained = time.perf_counter() - start
     seeds = EVAL_SEED_BASE, EVAL_SEED_BASE + study.eval_blocks * len(test) - 1
-    agents = [*study.fixed, *(f"{n}:{n}={out}/{n}-s{{seed}}/agent" for n in study.learners)]
+    agents = [*study.fixed, *(f"{n}:{study.agent(n)}={out}/{n}-s{{seed}}/agent" for n in study.learners)]
     command = [
         sys.executable,
         str(TRAIN / "compare.py"),
@@ -176,7 +197,7 @@ def run_study(study: StudyArgs, args: argparse.Namespace) -> int:
         out / "study.json",
         {
             "suite": study.suite,
-            "learners": study.learners,
+            "learners": {n: study.agent(n) for n in study.learners},
             "fixed": study.fixed,
             "train_seeds": study.train_seeds,
             "total_steps": study.total_steps,
@@ -205,7 +226,7 @@ def train_one(study: StudyArgs, out: Path, shared: list[str], learner: str, seed
     else:
         command += [
             "--agent",
-            learner,
+            study.agent(learner),
             "--suite",
             study.suite,
             "--seed",
