@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,8 +195,31 @@ def test_decision_relevance_is_the_constants_spread_over_the_rules_seed_noise(ca
     assert result["best_per_instance_score"] == pytest.approx(per_instance.max(axis=0).mean())
     assert result["best_per_instance_score"] >= result["best_constant"]["score"]
     assert (out / "relevance.png").stat().st_size > 0 and "relevance" in (out / "relevance.md").read_text()
+    assert set(result["sensitivity"]) == set(result["action_names"]) and result["reference"] == "ssdkd"
     with pytest.raises(UserError, match="at least 2"):
         load_script("decision_relevance").main([*argv[:-2], "--constants", "1", "--out", str(tmp_path / "other")])
+    with pytest.raises(UserError, match="NAME=VALUE"):
+        load_script("decision_relevance").main([*argv[:-2], "--fix", "alpha", "--out", str(tmp_path / "other")])
+    with pytest.raises(UserError, match="not among"):
+        load_script("decision_relevance").main([*argv[:-2], "--fix", "gamma=1", "--out", str(tmp_path / "other")])
+
+
+def test_relevance_around_uniform_holds_the_fixed_decisions_in_every_constant(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "relevance"
+    argv = ["--suite", SUITE, "--constants", "3", "--rule-seeds", "2", "--device", "cpu", "--out", str(out)]
+    argv += ["--fix", "alpha=0", "--fix", "beta=0", "--reference", "uniform", "--no-progress"]
+    assert load_script("decision_relevance").main(argv) == 0
+    result = json.loads((out / "relevance.json").read_text())
+    env = instance_env("test")
+    uniform = env.encode_action(dataclasses.replace(env.config.engine.action, alpha=0.0, beta=0.0))
+    names = result["action_names"]
+    for constant in result["constants"]:
+        decision = env.decode_action(np.asarray(constant["action"], dtype=np.float32))
+        assert (decision.alpha, decision.beta) == (0.0, 0.0)
+        assert constant["action"][names.index("alpha")] == pytest.approx(float(uniform[names.index("alpha")]))
+    assert result["reference"] == "uniform" and result["fixed"] == {"alpha": 0.0, "beta": 0.0}
+    assert set(result["sensitivity"]) == set(names) - {"alpha", "beta"}
+    assert "Held decisions: alpha = 0, beta = 0" in (out / "relevance.md").read_text()
 
 
 def test_a_study_keeps_each_seed_s_run_and_resumes_without_training_again(tmp_path: Path) -> None:

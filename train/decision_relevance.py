@@ -16,7 +16,13 @@ constants share their evaluation randomness. Then
 the spread that a choice of action makes, in units of the noise between two runs of the same
 policy. The range (best minus worst constant) over the same noise is reported beside it, and the
 best constant per instance in hindsight (the most accurate of the constants on each instance) as a
-ceiling on what choosing a constant per instance could add over the best single constant.
+ceiling on what choosing a constant per instance could add over the best single constant, and each
+decision's sensitivity: the correlation of the constants' scores with that decision, and its slope in
+a least-squares fit of the score on all of them (accuracy per unit of the canonical [-1, 1] box).
+
+``--fix NAME=VALUE`` holds a decision at a value (in its own units, e.g. ``--fix alpha=0 --fix beta=0``
+for uniform replay) in every constant, so the measurement asks whether the *other* decisions matter
+there; ``--reference`` names the fixed policy whose seed noise is the unit (``uniform`` for that case).
 
 Writes OUT/relevance.json, OUT/relevance.md and OUT/relevance.png (each constant's score, the rule's
 scores over seeds).
@@ -25,6 +31,7 @@ scores over seeds).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -48,6 +55,7 @@ from ssdkd_env.errors import UserError
 
 RUN_FILES = ("relevance.json", "relevance.md", "relevance.png")
 SEED_BASE = 300_000  # evaluation seeds of this measurement: never a training or reference seed
+REFERENCES = ("ssdkd", "uniform")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class RelevanceArgs:
     rule_seeds: int
     seed: int
     jobs: int
+    fixed: dict[str, float]  # decisions held at a value in every constant
+    reference: str  # the fixed policy whose seed noise is the unit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule-seeds", type=int, default=8, help="seed blocks the rule plays (its noise)")
     p.add_argument("--seed", type=int, default=0, help="seed of the constants' draw")
     p.add_argument("--jobs", type=int, default=1, help="episodes played at once (one process and thread each)")
+    p.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="hold a numeric decision at a value in every constant (its own units; repeatable), e.g. alpha=0",
+    )
+    p.add_argument("--reference", default="ssdkd", help="fixed policy whose seed noise is the unit: ssdkd or uniform")
     add_common_flags(p, "instance-dir", "teacher", "data-root", "device", "out", "overwrite", "no-progress")
     p.set_defaults(out=Path("runs/decision_relevance"))
     return p
@@ -82,7 +100,20 @@ def checked(args: argparse.Namespace) -> RelevanceArgs:
         raise UserError("--jobs must be at least 1")
     SUITES.get(args.suite)  # an unknown suite: one line naming the valid ones
     split = cast(Split, args.instance_set)  # argparse's choices are the two splits
-    return RelevanceArgs(args.suite, split, args.constants, args.rule_seeds, args.seed, args.jobs)
+    if args.reference not in REFERENCES:
+        raise UserError(f"--reference must be one of {', '.join(REFERENCES)}, got '{args.reference}'")
+    fixed: dict[str, float] = {}
+    for item in args.fix:
+        name, equals, value = item.partition("=")
+        try:
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            equals = ""
+        if not equals:
+            raise UserError(f"--fix takes NAME=VALUE with a number, got '{item}'")
+    return RelevanceArgs(
+        args.suite, split, args.constants, args.rule_seeds, args.seed, args.jobs, fixed, args.reference
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,9 +145,13 @@ def measure(spec: RelevanceArgs, args: argparse.Namespace) -> int:
     n, names, dims = len(base.instances), list(base.action_names), len(base.action_names)
     instance_names = [i.name for i in base.instances]
     env.close()
+    if unknown := sorted(set(spec.fixed) - set(names)):
+        raise UserError(f"--fix: {', '.join(unknown)} not among this method's decisions ({', '.join(names)})")
     actions = np.random.default_rng(spec.seed).uniform(-1.0, 1.0, size=(spec.constants, dims))
+    for name, unit in fixed_units(base, spec.fixed).items():
+        actions[:, names.index(name)] = unit
     data = config.to_dict()
-    jobs = [EvalJob("ssdkd", "ssdkd", data, block_seeds(b, n)) for b in range(spec.rule_seeds)]
+    jobs = [EvalJob(spec.reference, spec.reference, data, block_seeds(b, n)) for b in range(spec.rule_seeds)]
     jobs += [
         EvalJob(f"constant-{c}", "fixed", data, block_seeds(0, n), hyper={"action": a.tolist()})
         for c, a in enumerate(actions)
@@ -146,6 +181,9 @@ def measure(spec: RelevanceArgs, args: argparse.Namespace) -> int:
         "constant_range": float(scores.max() - scores.min()),
         "relevance": float(np.std(scores, ddof=1)) / noise if noise > 0 else float("inf"),
         "relevance_range": float(scores.max() - scores.min()) / noise if noise > 0 else float("inf"),
+        "reference": spec.reference,
+        "fixed": spec.fixed,
+        "sensitivity": sensitivity(actions, scores, names, spec.fixed),
         "best_constant": {"index": best, "action": actions[best].tolist(), "score": float(scores[best])},
         # the most accurate constant on each instance, chosen after the fact: a ceiling for per-instance choice
         "best_per_instance_score": float(per_instance.max(axis=0).mean()),
@@ -166,20 +204,55 @@ def measure(spec: RelevanceArgs, args: argparse.Namespace) -> int:
     return 0
 
 
+def fixed_units(env: DistillationEnv, fixed: dict[str, float]) -> dict[str, float]:
+    """The canonical [-1, 1] value of each held decision (the env's own encoding of that value)."""
+    if not fixed:
+        return {}
+    current = env.config.engine.action
+    values: dict[str, Any] = {k: int(v) if isinstance(getattr(current, k), int) else v for k, v in fixed.items()}
+    try:
+        decision = dataclasses.replace(current, **values)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"--fix: {error}") from None
+    unit = env.encode_action(decision)
+    return {name: float(unit[list(env.action_names).index(name)]) for name in fixed}
+
+
+def sensitivity(
+    actions: np.ndarray, scores: np.ndarray, names: list[str], fixed: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """Per free decision: Pearson r of the constants' scores with it, and its least-squares slope."""
+    free = [i for i, name in enumerate(names) if name not in fixed]
+    design = np.column_stack([np.ones(len(scores)), actions[:, free]])
+    slopes = np.linalg.lstsq(design, scores, rcond=None)[0][1:]
+    return {
+        names[i]: {"r": float(np.corrcoef(actions[:, i], scores)[0, 1]), "slope": float(slope)}
+        for i, slope in zip(free, slopes, strict=True)
+    }
+
+
 def write_report(out: Path, r: dict[str, Any]) -> None:
     lines = [
         f"# Decision relevance of {r['suite']}/{r['instance_set']}",
         "",
         "| measure | value |",
         "|---|---:|",
-        f"| rule's score, mean over {len(r['rule']['scores'])} seed blocks | {r['rule']['mean']:.4f} |",
-        f"| rule's seed noise (std) | {r['rule']['std']:.4f} |",
+        f"| `{r['reference']}`'s score, mean over {len(r['rule']['scores'])} seed blocks | {r['rule']['mean']:.4f} |",
+        f"| `{r['reference']}`'s seed noise (std) | {r['rule']['std']:.4f} |",
         f"| std of {len(r['constants'])} random constants' scores | {r['constant_std']:.4f} |",
         f"| **relevance** (std of constants / rule's noise) | **{r['relevance']:.2f}** |",
         f"| range of constants / rule's noise | {r['relevance_range']:.2f} |",
         f"| best constant's score | {r['best_constant']['score']:.4f} |",
         f"| best constant per instance, in hindsight | {r['best_per_instance_score']:.4f} |",
         f"| environment steps/s ({r['jobs']} jobs) | {r['steps_per_s']:.2f} |",
+        "",
+        f"Noise unit: `{r['reference']}`. Held decisions: "
+        + (", ".join(f"{k} = {v:g}" for k, v in r["fixed"].items()) or "none")
+        + ".",
+        "",
+        "| decision | r with the score | slope (accuracy per unit) |",
+        "|---|---:|---:|",
+        *(f"| {k} | {v['r']:+.2f} | {v['slope']:+.4f} |" for k, v in r["sensitivity"].items()),
         "",
         "| constant | " + " | ".join(r["action_names"]) + " | score |",
         "|---:|" + "---:|" * (len(r["action_names"]) + 1),
