@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="hold a numeric decision at a value in every constant (its own units; repeatable), e.g. alpha=0",
     )
-    p.add_argument("--reference", default="ssdkd", help="fixed policy whose seed noise is the unit: ssdkd or uniform")
+    p.add_argument("--reference", default="ssdkd", choices=REFERENCES, help="fixed policy whose seed noise is the unit")
     add_common_flags(p, "instance-dir", "teacher", "data-root", "device", "out", "overwrite", "no-progress")
     p.set_defaults(out=Path("runs/decision_relevance"))
     return p
@@ -100,17 +100,13 @@ def checked(args: argparse.Namespace) -> RelevanceArgs:
         raise UserError("--jobs must be at least 1")
     SUITES.get(args.suite)  # an unknown suite: one line naming the valid ones
     split = cast(Split, args.instance_set)  # argparse's choices are the two splits
-    if args.reference not in REFERENCES:
-        raise UserError(f"--reference must be one of {', '.join(REFERENCES)}, got '{args.reference}'")
     fixed: dict[str, float] = {}
     for item in args.fix:
-        name, equals, value = item.partition("=")
+        name, _, value = item.partition("=")  # no '=': value is '', not a number
         try:
             fixed[name.strip()] = float(value)
         except ValueError:
-            equals = ""
-        if not equals:
-            raise UserError(f"--fix takes NAME=VALUE with a number, got '{item}'")
+            raise UserError(f"--fix takes NAME=VALUE with a number, got '{item}'") from None
     return RelevanceArgs(
         args.suite, split, args.constants, args.rule_seeds, args.seed, args.jobs, fixed, args.reference
     )
@@ -172,7 +168,7 @@ def measure(spec: RelevanceArgs, args: argparse.Namespace) -> int:
         "instance_set": spec.instance_set,
         "instances": instance_names,
         "action_names": names,
-        "rule": {"scores": rule, "mean": statistics.fmean(rule), "std": noise},
+        "rule": {"scores": rule, "mean": statistics.fmean(rule), "std": noise},  # the --reference policy's
         "constants": [
             {"action": a.tolist(), "score": float(s), "per_instance": p.tolist()}
             for a, s, p in zip(actions, scores, per_instance, strict=True)
