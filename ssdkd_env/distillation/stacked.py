@@ -86,7 +86,7 @@ class StackedStudents:
 
     def _loss(
         self, params: Tensors, buffers: Tensors, images: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One episode's importance-weighted KD loss, as :meth:`Distiller.step` computes it."""
         distiller = self.distillers[0]
         temperature = distiller.config.temperature
@@ -94,7 +94,7 @@ class StackedStudents:
             logits = functional_call(self.template, (params, buffers), (images,)).float()
         discrepancy = distiller.discrepancy(targets, logits)
         loss = (weights * discrepancy).mean() * distiller.loss_fn.scale(temperature)
-        return loss, (discrepancy, distiller.kind.agreement(logits, targets).mean())
+        return loss, (loss.detach(), discrepancy.detach(), distiller.kind.agreement(logits, targets).mean())
 
     def step(self, batches: Sequence[BufferBatch]) -> list[StepResult]:
         """One KD step of every student on its own batch (``batches[i]`` for student i)."""
@@ -105,18 +105,15 @@ class StackedStudents:
         weights = torch.stack([b.weights for b in batches])
         self.template.train()
         # BatchNorm's running statistics are updated in place in the stacked buffers
-        grads, (discrepancy, agreement) = self._step(self.params, self.buffers, images, targets, weights)
+        grads, (losses, discrepancy, agreement) = self._step(self.params, self.buffers, images, targets, weights)
         self._sgd(grads)
         with warnings.catch_warnings():  # the stacked step stands in for optimizer.step(): the scheduler warns of it
             warnings.filterwarnings("ignore", message=r".*`optimizer\.step\(\)`", category=UserWarning)
             for distiller in self.distillers:
                 distiller.scheduler.step()
                 distiller.steps += 1
-        scale = self.distillers[0].loss_fn.scale(self.distillers[0].config.temperature)
-        losses = (weights * discrepancy).mean(1) * scale
         return [
-            StepResult(discrepancy[i].detach(), losses[i].detach(), discrepancy[i].mean().detach(), agreement[i])
-            for i in range(self.size)
+            StepResult(discrepancy[i], losses[i], discrepancy[i].mean(), agreement[i]) for i in range(self.size)
         ]
 
     @torch.no_grad()
