@@ -31,16 +31,7 @@ def distillers(config: DistillerConfig | None = None) -> list[Distiller]:
 
 
 def batches(step: int) -> list[BufferBatch]:
-    g = torch.Generator().manual_seed(1000 + step)
-    return [
-        BufferBatch(
-            index=torch.arange(BATCH),
-            images=torch.randn(BATCH, 3, 16, 16, generator=g),
-            teacher_logits=3 * torch.randn(BATCH, 10, generator=g),
-            weights=torch.rand(BATCH, generator=g) + 0.5,
-        )
-        for _ in range(N)
-    ]
+    return bench_stacked.random_batches(N, BATCH, (3, 16, 16), 10, CPU, seed=1000 + step)
 
 
 def assert_near(got: torch.Tensor, expected: torch.Tensor, rel: float = 1e-5) -> None:
